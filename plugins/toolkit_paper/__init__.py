@@ -1,0 +1,30 @@
+"""Built-in plugin: the networks and loss terms of Hinz & Wermter (2018).
+
+Registered lazily: torch-heavy modules are imported when a thing is built.
+"""
+
+from toolkit.hookspecs import hookimpl
+
+from .options import AdvOptions, InfoOptions, Paper28Options, RecOptions, SupOptions
+
+
+@hookimpl
+def register_networks(register):
+    register(
+        "paper28",
+        "toolkit_paper.networks28:build",
+        options=Paper28Options,
+        description="Table I, MNIST column: 28x28 G, E and D (the authors' code by default)",
+    )
+
+
+@hookimpl
+def register_losses(register):
+    register("sup", "toolkit_paper.losses:Supervised", options=SupOptions,
+             description="cross-entropy of E's categorical heads on labeled images (L_sup)")
+    register("rec", "toolkit_paper.losses:Reconstruction", options=RecOptions,
+             description="||x - G(E(x))||^2 on real images (L_rec)")
+    register("info", "toolkit_paper.losses:Information", options=InfoOptions,
+             description="-log E(c | G(u, c)) on generated images, trains G and E (L_I)")
+    register("adv", "toolkit_paper.losses:Adversarial", options=AdvOptions,
+             description="BiGAN-style joint discriminator D(x, z) (L_adv)")

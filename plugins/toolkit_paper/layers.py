@@ -1,0 +1,72 @@
+"""Building blocks shared by the paper's networks: layer -> BN -> ELU [-> noise/dropout]."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class GaussianNoise(nn.Module):
+    """Additive N(0, std^2) noise in training mode only (the authors' D regulariser)."""
+
+    def __init__(self, std: float):
+        super().__init__()
+        self.std = std
+
+    def forward(self, x):
+        if self.training and self.std > 0:
+            return x + self.std * torch.randn_like(x)
+        return x
+
+    def extra_repr(self):
+        return f"std={self.std}"
+
+
+def regulariser(options, first: bool) -> nn.Module:
+    if options.d_regularizer == "noise":
+        return GaussianNoise(options.noise_std[0 if first else 1])
+    if options.d_regularizer == "dropout":
+        return nn.Dropout(options.dropout)
+    return nn.Identity()
+
+
+def block(layer: nn.Module, channels: int, options, two_d: bool, extra: nn.Module | None = None) -> nn.Sequential:
+    bn = (nn.BatchNorm2d if two_d else nn.BatchNorm1d)(channels, eps=options.bn_eps, momentum=options.bn_momentum)
+    parts = [layer, bn, nn.ELU()]
+    if extra is not None:
+        parts.append(extra)
+    return nn.Sequential(*parts)
+
+
+class CropSame(nn.Module):
+    """Crop a stride-1 4x4 transposed conv (padding 0) to TF's 'SAME' output: [1:-2, 1:-2]."""
+
+    def forward(self, x):
+        return x[:, :, 1:-2, 1:-2]
+
+
+def init_code_style(module: nn.Module, style: str) -> None:
+    """The authors' init for E and D: N(0, sqrt(2 / size[0])) where size[0] is the
+    fan-in for dense layers and the kernel height for convolutions (their bug)."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d)):
+            if style == "code":
+                first = m.weight.shape[-2] if m.weight.dim() == 4 else m.weight.shape[1]
+                nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / first))
+            else:
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            nn.init.zeros_(m.bias)
+
+
+def init_generator(module: nn.Module) -> None:
+    """The authors' G init: truncated N(0, 0.02), zero biases."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d)):
+            nn.init.trunc_normal_(m.weight, 0.0, 0.02, -0.04, 0.04)
+            nn.init.zeros_(m.bias)
+
+
+def scaled(channels: int, width: float) -> int:
+    return max(1, int(round(channels * width)))

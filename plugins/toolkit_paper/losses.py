@@ -1,0 +1,71 @@
+"""The four loss terms of the paper, as implemented in the authors' code."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from toolkit.losses import LossTerm, StepOutputs
+
+
+class Supervised(LossTerm):
+    """L_sup: cross-entropy of each supervised categorical head on the rows with its label.
+
+    Partial labels: each variable uses only its labeled rows (a batch without labels adds 0,
+    computed without a host synchronisation).
+    """
+
+    def __call__(self, out: StepOutputs):
+        total = out.raw_real.new_zeros(())
+        for v in self.spec.supervised:
+            labels = out.labels[v.name]
+            mask = (labels >= 0).float()
+            ce = F.cross_entropy(out.raw_real[:, self.spec.slices[v.name]], labels.clamp(min=0), reduction="none")
+            total = total + (ce * mask).sum() / mask.sum().clamp(min=1.0)
+        return {"ge": total}
+
+
+class Reconstruction(LossTerm):
+    """L_rec: squared error between x and G(E(x)); mean over pixels (code) or sum (paper)."""
+
+    def __call__(self, out: StepOutputs):
+        sq = (out.x_rec - out.x_real).square()
+        if self.options.reduction == "mean":
+            return {"ge": sq.mean()}
+        return {"ge": sq.flatten(1).sum(1).mean()}
+
+
+class Information(LossTerm):
+    """-L_I: -log E(c | G(u, c)) on generated images; trains G and E.
+
+    Categorical: cross-entropy with the sampled class. Continuous: Gaussian NLL with a fixed
+    std (1 in the code), i.e. 0.5 * squared error / std^2 up to a constant.
+    """
+
+    def __call__(self, out: StepOutputs):
+        total = out.raw_fake.new_zeros(())
+        for v in self.spec.categorical:
+            s = self.spec.slices[v.name]
+            total = total + F.cross_entropy(out.raw_fake[:, s], out.z_fake[:, s].argmax(1))
+        cont = [self.spec.slices[v.name] for v in self.spec.continuous]
+        if cont:
+            target = torch.cat([out.z_fake[:, s] for s in cont], dim=1)
+            mean = torch.cat([out.raw_fake[:, s] for s in cont], dim=1)
+            total = total + 0.5 * ((target - mean) / self.options.continuous_std).square().sum(1).mean()
+        return {"ge": total}
+
+
+class Adversarial(LossTerm):
+    """L_adv with a joint D(x, z): encoder pairs are "real", generator pairs "fake".
+
+    D minimises BCE. G/E (code): G pushes D(G(z), z) -> 1 and E pushes D(x, E(x)) -> 0
+    (non-saturating, label-flipped); ``form: minimax`` uses the paper's -L_D instead.
+    """
+
+    def __call__(self, out: StepOutputs):
+        d_loss = F.softplus(-out.d_real).mean() + F.softplus(out.d_fake).mean()
+        if self.options.form == "nonsaturating":
+            ge_loss = F.softplus(-out.d_fake).mean() + F.softplus(out.d_real).mean()
+        else:
+            ge_loss = -d_loss
+        return {"ge": ge_loss, "d": d_loss}

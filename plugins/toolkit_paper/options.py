@@ -1,0 +1,49 @@
+"""Options of the paper's networks and losses (light: no torch import).
+
+Where the authors' code differs from the paper's text, the default follows the code (the
+paper's numbers came from it) and the text's version is an option.
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Paper28Options(_Options):
+    d_regularizer: Literal["noise", "dropout", "none"] = Field(
+        "noise", description="code: Gaussian noise after each D layer; paper: dropout 0.3"
+    )
+    noise_std: tuple[float, float] = Field((0.3, 0.5), description="noise std on the first / later D layers")
+    dropout: float = Field(0.3, ge=0, lt=1, description="dropout probability (d_regularizer=dropout)")
+    init: Literal["code", "he", "default"] = Field(
+        "code",
+        description="code: the authors' init (G N(0,0.02); E/D 'He' with their kernel-height fan-in); "
+        "he: He init with the true fan-in; default: PyTorch's",
+    )
+    bn_momentum: float = Field(0.001, gt=0, le=1, description="BatchNorm momentum (TF decay 0.999 = 0.001)")
+    bn_eps: float = Field(1e-3, gt=0, description="BatchNorm epsilon (TF default 1e-3)")
+    width: float = Field(1.0, gt=0, le=4, description="channel multiplier (small values for smoke tests)")
+
+
+class SupOptions(_Options):
+    pass
+
+
+class RecOptions(_Options):
+    reduction: Literal["mean", "sum"] = Field(
+        "mean", description="mean over pixels (code) or sum over pixels, mean over batch (paper)"
+    )
+
+
+class InfoOptions(_Options):
+    continuous_std: float = Field(1.0, gt=0, description="fixed std of the encoder's Gaussian (code: 1)")
+
+
+class AdvOptions(_Options):
+    form: Literal["nonsaturating", "minimax"] = Field(
+        "nonsaturating", description="code: non-saturating, label-flipped G/E loss; paper: minimax"
+    )

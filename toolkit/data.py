@@ -1,0 +1,127 @@
+"""Datasets as tensors with partial labels, the labeled subset, and the batch sampler.
+
+A dataset plugin returns an :class:`ImageSet`: uint8 images ``(N, C, H, W)`` and, per
+attribute, an int64 label tensor in which ``-1`` means "no label". The whole set lives in
+memory (on the training device), so a batch is one indexing operation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .errors import ToolkitError, did_you_mean
+
+MISSING = -1
+
+
+@dataclass
+class ImageSet:
+    """Images plus partial labels: ``labels[attr][i] == -1`` when image i has no label."""
+
+    images: torch.Tensor
+    labels: dict[str, torch.Tensor] = field(default_factory=dict)
+    classes: dict[str, list[str]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.images.dtype != torch.uint8 or self.images.dim() != 4:
+            raise ValueError(f"ImageSet.images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        for name, lab in self.labels.items():
+            if lab.shape != (len(self.images),):
+                raise ValueError(f"labels['{name}'] has shape {tuple(lab.shape)}, expected ({len(self.images)},)")
+            if name not in self.classes:
+                raise ValueError(f"labels['{name}'] has no class names in ImageSet.classes")
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def attribute(self, name: str) -> torch.Tensor:
+        if name not in self.labels:
+            raise ToolkitError(f"the dataset has no attribute '{name}': {did_you_mean(name, self.labels)}")
+        return self.labels[name]
+
+    def subset(self, index: torch.Tensor) -> "ImageSet":
+        return ImageSet(self.images[index], {k: v[index] for k, v in self.labels.items()}, dict(self.classes))
+
+
+def balanced_subset(labels: torch.Tensor, count: int, num_classes: int, seed: int) -> torch.Tensor:
+    """Indices of ``count`` labeled rows, as equal per class as the data allows, chosen from ``seed``."""
+    g = torch.Generator().manual_seed(seed)
+    per_class = [count // num_classes + (1 if k < count % num_classes else 0) for k in range(num_classes)]
+    chosen = []
+    for k, want in enumerate(per_class):
+        rows = (labels == k).nonzero().flatten()
+        if len(rows) < want:
+            raise ToolkitError(f"class {k} has only {len(rows)} labeled images, {want} were asked for")
+        chosen.append(rows[torch.randperm(len(rows), generator=g)[:want]])
+    return torch.cat(chosen).sort().values
+
+
+def select_labels(data: ImageSet, attributes: dict[str, int], count: int | str, seed: int) -> dict[str, torch.Tensor]:
+    """The labels training may use: a balanced subset of ``count`` rows, the rest set to -1.
+
+    ``attributes`` maps each supervising attribute to its number of classes. The subset is
+    balanced on the first attribute; the other attributes keep their labels on those rows.
+    """
+    if not attributes:
+        return {}
+    for name in attributes:
+        data.attribute(name)
+    if count == "all":
+        return {name: data.labels[name].clone() for name in attributes}
+    first, k = next(iter(attributes.items()))
+    rows = balanced_subset(data.labels[first], int(count), k, seed)
+    keep = torch.zeros(len(data), dtype=torch.bool)
+    keep[rows] = True
+    return {name: torch.where(keep, data.labels[name], MISSING) for name in attributes}
+
+
+class LabeledSampler:
+    """Draws batch indices, favouring labeled rows early on (as in the paper).
+
+    The probability of drawing a labeled row starts at 1 and falls linearly (by 1/ramp per
+    step) until it reaches the true labeled ratio. Each step draws ``Binomial(B, p)`` labeled
+    rows and the rest unlabeled, with replacement; labeled rows come first. Everything runs
+    on a private CPU generator whose state is saved for resume.
+    """
+
+    def __init__(self, labels: dict[str, torch.Tensor], size: int, batch_size: int, ramp: int, seed: int):
+        has_label = torch.zeros(size, dtype=torch.bool)
+        for lab in labels.values():
+            has_label |= lab >= 0
+        self.labeled = has_label.nonzero().flatten()
+        unlabeled = (~has_label).nonzero().flatten()
+        self.unlabeled = unlabeled if len(unlabeled) else self.labeled
+        if not len(self.labeled):
+            self.labeled = self.unlabeled
+        self.ratio = float(has_label.float().mean()) if len(self.labeled) else 0.0
+        self.batch_size = batch_size
+        self.ramp = ramp
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def probability(self, step: int) -> float:
+        """p(labeled) at 1-based ``step``."""
+        if self.ramp <= 0:
+            return self.ratio
+        return max(self.ratio, 1.0 - step / self.ramp)
+
+    def draw(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(indices, from_labeled)`` for one batch, both on the CPU."""
+        b, g = self.batch_size, self.generator
+        p = torch.tensor([self.probability(step)])
+        n_lab = torch.binomial(torch.tensor([float(b)]), p, generator=g)
+        lab = self.labeled[torch.randint(len(self.labeled), (b,), generator=g)]
+        unl = self.unlabeled[torch.randint(len(self.unlabeled), (b,), generator=g)]
+        from_labeled = torch.arange(b) < n_lab
+        return torch.where(from_labeled, lab, unl), from_labeled
+
+    def state(self) -> torch.Tensor:
+        return self.generator.get_state()
+
+    def load_state(self, state: torch.Tensor) -> None:
+        self.generator.set_state(state)

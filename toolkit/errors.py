@@ -1,0 +1,40 @@
+"""User-facing errors: one clear line, no traceback (unless --debug)."""
+
+
+class ToolkitError(Exception):
+    """An error caused by user input (a recipe, an image, a checkpoint, a name).
+
+    The CLI prints ``str(error)`` as one line and exits non-zero.
+    """
+
+
+class RecipeError(ToolkitError):
+    """A recipe that cannot be read or does not validate."""
+
+
+class RegistryError(ToolkitError):
+    """A name that no plugin registered, or a name registered twice."""
+
+
+class CheckpointError(ToolkitError):
+    """A checkpoint that cannot be read or does not match what is asked of it."""
+
+
+class ImageError(ToolkitError):
+    """An input image that cannot be read or converted."""
+
+
+class LatentError(ToolkitError):
+    """An unknown latent variable or a value it cannot take."""
+
+
+def did_you_mean(name: str, valid) -> str:
+    """Format the valid choices, closest first, for an error message."""
+    import difflib
+
+    valid = list(valid)
+    if not valid:
+        return "none available"
+    close = difflib.get_close_matches(name, valid, n=1)
+    listed = ", ".join(valid)
+    return f"did you mean '{close[0]}'? available: {listed}" if close else f"available: {listed}"

@@ -1,0 +1,213 @@
+"""The latent spec: the contract between data, networks, losses and the command line.
+
+Z = (u, c). ``u`` is unstructured noise; ``c`` is a list of named variables, each
+categorical (one-hot over named classes) or continuous (one number). The vector layout is
+``[u | c_1 | c_2 | ...]`` in the declared order.
+
+Priors: ``uniform`` is U(-1, 1), ``normal`` is N(0, 1). Categorical variables are uniform
+one-hots. The encoder predicts logits for each categorical variable (softmax gives the soft
+code) and a mean for each continuous one; its likelihood is a Gaussian with a fixed standard
+deviation of 1, as in the authors' code, so the information term on a continuous variable is
+``0.5 * (c - mean)^2`` plus a constant.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from .errors import LatentError, did_you_mean
+
+PRIORS = ("uniform", "normal")
+# how far beyond the prior's bulk a continuous value may be set (extrapolation is allowed)
+VALUE_LIMITS = {"uniform": 2.0, "normal": 4.0}
+
+
+@dataclass
+class Variable:
+    """One named part of c."""
+
+    name: str
+    kind: str  # "categorical" | "continuous"
+    classes: list[str] = field(default_factory=list)  # categorical only
+    prior: str = "uniform"  # continuous only
+    label: str | None = None  # the data attribute that supervises it, if any
+
+    @property
+    def size(self) -> int:
+        return len(self.classes) if self.kind == "categorical" else 1
+
+    def class_index(self, value: str) -> int:
+        """The index of a class given by name (case-insensitive) or by number."""
+        lowered = [c.lower() for c in self.classes]
+        if value.lower() in lowered:
+            return lowered.index(value.lower())
+        if value.strip().lstrip("-").isdigit():
+            index = int(value)
+            if 0 <= index < len(self.classes):
+                return index
+            raise LatentError(
+                f"'{self.name}' has {len(self.classes)} classes: index {index} is out of range "
+                f"(0..{len(self.classes) - 1}; names: {', '.join(self.classes)})"
+            )
+        raise LatentError(f"'{value}' is not a class of '{self.name}': {did_you_mean(value, self.classes)}")
+
+    def parse_value(self, value: str) -> float | int:
+        """A command-line value for this variable: a class (categorical) or a number."""
+        if self.kind == "categorical":
+            return self.class_index(value)
+        try:
+            number = float(value)
+        except ValueError:
+            raise LatentError(f"'{self.name}' is continuous: expected a number, got '{value}'") from None
+        limit = VALUE_LIMITS[self.prior]
+        if not math.isfinite(number) or abs(number) > limit:
+            raise LatentError(
+                f"'{self.name}={value}' is out of range: the prior is {self.prior}, "
+                f"values from {-limit:g} to {limit:g} are allowed"
+            )
+        return number
+
+
+@dataclass
+class LatentSpec:
+    """Sizes, priors and names of Z, with sampling, packing and setting by name."""
+
+    u_size: int
+    variables: list[Variable]
+    u_prior: str = "uniform"
+
+    def __post_init__(self):
+        names = [v.name for v in self.variables]
+        if len(set(names)) != len(names) or "u" in names:
+            raise LatentError(f"latent variable names must be unique and not 'u': {names}")
+        self.slices: dict[str, slice] = {"u": slice(0, self.u_size)}
+        start = self.u_size
+        for v in self.variables:
+            self.slices[v.name] = slice(start, start + v.size)
+            start += v.size
+        self.dim = start
+
+    # -- views ---------------------------------------------------------------------------
+    def __getitem__(self, name: str) -> Variable:
+        for v in self.variables:
+            if v.name == name:
+                return v
+        raise LatentError(f"unknown latent variable '{name}': {did_you_mean(name, self.names)}")
+
+    @property
+    def names(self) -> list[str]:
+        return [v.name for v in self.variables]
+
+    @property
+    def categorical(self) -> list[Variable]:
+        return [v for v in self.variables if v.kind == "categorical"]
+
+    @property
+    def continuous(self) -> list[Variable]:
+        return [v for v in self.variables if v.kind == "continuous"]
+
+    @property
+    def supervised(self) -> list[Variable]:
+        return [v for v in self.variables if v.label is not None]
+
+    def class_variable(self) -> Variable | None:
+        """The variable that names classes in grids: the first supervised categorical one."""
+        for v in self.categorical:
+            if v.label is not None:
+                return v
+        return self.categorical[0] if self.categorical else None
+
+    # -- sampling and packing ------------------------------------------------------------
+    def _prior(self, prior: str, shape, generator, device) -> torch.Tensor:
+        if prior == "uniform":
+            return torch.rand(shape, generator=generator, device=device) * 2 - 1
+        return torch.randn(shape, generator=generator, device=device)
+
+    def sample(self, n: int, generator: torch.Generator | None = None, device=None) -> torch.Tensor:
+        """Draw ``n`` codes from the prior, shape ``(n, dim)``."""
+        parts = [self._prior(self.u_prior, (n, self.u_size), generator, device)]
+        for v in self.variables:
+            if v.kind == "categorical":
+                index = torch.randint(v.size, (n,), generator=generator, device=device)
+                parts.append(torch.nn.functional.one_hot(index, v.size).float())
+            else:
+                parts.append(self._prior(v.prior, (n, 1), generator, device))
+        return torch.cat(parts, dim=1)
+
+    def code(self, raw: torch.Tensor) -> torch.Tensor:
+        """Encoder output -> code: softmax over each categorical variable's logits."""
+        parts = []
+        start = 0
+        for name, s in self.slices.items():
+            if name != "u" and self[name].kind == "categorical":
+                if start < s.start:
+                    parts.append(raw[:, start : s.start])
+                parts.append(torch.softmax(raw[:, s], dim=1))
+                start = s.stop
+        if not parts:
+            return raw
+        if start < self.dim:
+            parts.append(raw[:, start:])
+        return torch.cat(parts, dim=1)
+
+    def unpack(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Split Z into ``{'u': ..., name: ...}``."""
+        return {name: z[:, s] for name, s in self.slices.items()}
+
+    def pack(self, parts: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Join ``{'u': ..., name: ...}`` (every part) back into Z."""
+        missing = [n for n in self.slices if n not in parts]
+        if missing:
+            raise LatentError(f"cannot pack Z: missing {', '.join(missing)}")
+        return torch.cat([parts[n].reshape(len(parts[n]), -1) for n in self.slices], dim=1)
+
+    # -- setting by name -----------------------------------------------------------------
+    def parse_assignments(self, assignments: list[str] | dict[str, str]) -> dict[str, float | int]:
+        """``['digit=7', 'c1=0.5']`` -> ``{'digit': 7, 'c1': 0.5}``, with clear errors."""
+        if isinstance(assignments, dict):
+            pairs = list(assignments.items())
+        else:
+            pairs = []
+            for item in assignments:
+                name, sep, value = item.partition("=")
+                if not sep or not name.strip() or not value.strip():
+                    raise LatentError(f"--set expects VARIABLE=VALUE, got '{item}' (variables: {', '.join(self.names)})")
+                pairs.append((name.strip(), value.strip()))
+        return {name: self[name].parse_value(str(value)) for name, value in pairs}
+
+    def assign(self, z: torch.Tensor, values: dict[str, float | int]) -> torch.Tensor:
+        """A copy of Z with the given variables set (class index or number)."""
+        z = z.clone()
+        for name, value in values.items():
+            v, s = self[name], self.slices[name]
+            if v.kind == "categorical":
+                z[:, s] = 0.0
+                z[:, s.start + int(value)] = 1.0
+            else:
+                z[:, s] = float(value)
+        return z
+
+    def labels_to_onehot(self, name: str, index: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.one_hot(index, self[name].size).float()
+
+    # -- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return {"u_size": self.u_size, "u_prior": self.u_prior, "variables": [asdict(v) for v in self.variables]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "LatentSpec":
+        return cls(data["u_size"], [Variable(**v) for v in data["variables"]], data.get("u_prior", "uniform"))
+
+    def describe(self) -> str:
+        """One line per variable, for help texts and errors."""
+        lines = [f"u: {self.u_size} dims, {self.u_prior} prior"]
+        for v in self.variables:
+            if v.kind == "categorical":
+                sup = f", supervised by '{v.label}'" if v.label else ", free"
+                lines.append(f"{v.name}: categorical ({', '.join(v.classes)}){sup}")
+            else:
+                lines.append(f"{v.name}: continuous, {v.prior} prior")
+        return "\n".join(lines)

@@ -1,0 +1,55 @@
+"""Loss terms: small objects with a weight and a schedule, fed the step's named outputs.
+
+A term returns ``{"ge": tensor}`` (minimised by G and E), ``{"d": tensor}`` (minimised by
+D), or both. The trainer multiplies the G/E part by ``weight * ramp(step)`` and the D part by
+``weight`` (the discriminator is not ramped, as in the authors' code).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class StepOutputs:
+    """Everything one forward pass produces, by name."""
+
+    x_real: torch.Tensor  # real images
+    labels: dict[str, torch.Tensor]  # per supervised variable: class index or -1
+    raw_real: torch.Tensor  # E(x_real), raw (logits for categorical parts)
+    z_real: torch.Tensor  # the code of x_real (softmax over categorical parts)
+    x_rec: torch.Tensor  # G(z_real)
+    z_fake: torch.Tensor  # Z drawn from the prior
+    x_fake: torch.Tensor  # G(z_fake)
+    raw_fake: torch.Tensor  # E(x_fake), raw
+    d_real: torch.Tensor  # D(x_real, z_real), logits
+    d_fake: torch.Tensor  # D(x_fake, z_fake), logits
+
+
+class LossTerm:
+    """Base class of a loss term; subclasses implement :meth:`__call__`."""
+
+    def __init__(self, spec, options=None):
+        self.spec = spec
+        self.options = options
+
+    def __call__(self, out: StepOutputs) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+
+def ramp_factor(step: int, ramp: int) -> float:
+    """Linear ramp from 0 to 1 over ``ramp`` steps (1-based step: 1/ramp at step 1)."""
+    return 1.0 if ramp <= 0 else min(1.0, step / ramp)
+
+
+def build_losses(recipe_losses: dict, spec) -> dict[str, LossTerm]:
+    """Build every loss term named in the recipe."""
+    from .plugins import registry
+
+    terms = {}
+    for name, cfg in recipe_losses.items():
+        entry = registry("loss").get(name)
+        terms[name] = entry.build(spec, options=cfg.options, where=f"losses.{name}.options")
+    return terms

@@ -1,0 +1,38 @@
+"""The three networks of the method, as one module whose state dict is the checkpoint.
+
+- ``generator``: Z ``(B, dim)`` -> images ``(B, C, H, W)`` in [0, 1].
+- ``encoder``: images -> raw code ``(B, dim)``: u, then per variable its logits
+  (categorical) or mean (continuous), in the latent spec's layout.
+- ``discriminator``: (images, Z) -> one logit per pair; high means "from the encoder".
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+class Networks(nn.Module):
+    """G, E and D under fixed names (the checkpoint's key prefixes)."""
+
+    def __init__(self, generator: nn.Module, encoder: nn.Module, discriminator: nn.Module):
+        super().__init__()
+        self.generator = generator
+        self.encoder = encoder
+        self.discriminator = discriminator
+
+    def ge_parameters(self):
+        return list(self.generator.parameters()) + list(self.encoder.parameters())
+
+    def d_parameters(self):
+        return list(self.discriminator.parameters())
+
+
+def build_networks(name: str, spec, image_shape, options=None) -> Networks:
+    """Build a registered network family for a latent spec and an image shape ``(C, H, W)``."""
+    from .plugins import registry
+
+    entry = registry("network").get(name)
+    nets = entry.build(spec, tuple(image_shape), options=options, where="model.options")
+    if not isinstance(nets, Networks):
+        raise TypeError(f"network '{name}' (plugin {entry.plugin}) must return toolkit.networks.Networks")
+    return nets

@@ -1,0 +1,248 @@
+"""Recipes: everything a run needs, as pydantic models loaded from YAML.
+
+Unknown keys are errors; an error names the file, the key path and what is allowed.
+``--set key.path=value`` overrides any field (the value is read as YAML: ``3``, ``1e-4``,
+``[1, 2]``, ``true``).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+
+from .errors import RecipeError
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(Strict):
+    """Which dataset, and which of its labels the run may use."""
+
+    dataset: str = Field(description="a registered dataset name (see `toolkit plugins`)")
+    options: dict[str, Any] = Field(default_factory=dict, description="the dataset's own options")
+    labels: int | Literal["all"] = Field(
+        100, description="labeled training images, chosen balanced per class from label_seed; 'all' uses every label"
+    )
+    label_seed: int | None = Field(None, description="seed of the labeled subset (default: the run's seed)")
+    labeled_ramp: int = Field(
+        1000, ge=0, description="steps over which the labeled-sampling probability falls from 1 to the true ratio"
+    )
+
+
+class UConfig(Strict):
+    size: PositiveInt = 16
+    prior: Literal["uniform", "normal"] = "uniform"
+
+
+class VariableConfig(Strict):
+    """A named latent variable; ``label`` ties it to a dataset attribute."""
+
+    kind: Literal["categorical", "continuous"]
+    classes: PositiveInt | list[str] | None = Field(
+        None, description="categorical: number of classes or their names (default: the label's classes)"
+    )
+    label: str | None = Field(None, description="the dataset attribute that supervises this variable")
+    prior: Literal["uniform", "normal"] = "uniform"
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.kind == "categorical" and self.classes is None and self.label is None:
+            raise ValueError("a categorical variable needs 'classes' or a 'label' to take them from")
+        if self.kind == "continuous" and (self.classes is not None or self.label is not None):
+            raise ValueError("a continuous variable takes neither 'classes' nor 'label'")
+        if isinstance(self.classes, list) and len(self.classes) < 2:
+            raise ValueError("a categorical variable needs at least 2 classes")
+        return self
+
+
+class LatentConfig(Strict):
+    u: UConfig = Field(default_factory=UConfig)
+    variables: dict[str, VariableConfig]
+
+
+class ModelConfig(Strict):
+    network: str = Field(description="a registered network family")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class LossConfig(Strict):
+    weight: float = Field(1.0, description="lambda of this term")
+    ramp: int = Field(0, ge=0, description="steps over which the weight rises linearly from 0 (0: none)")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class OptimConfig(Strict):
+    batch_size: PositiveInt = 64
+    lr_d: float = Field(1e-4, gt=0)
+    lr_ge: float = Field(5e-4, gt=0)
+    betas: tuple[float, float] = (0.5, 0.999)
+    lr_milestones: list[int] = Field(default_factory=list, description="steps at which the LR factor changes")
+    lr_factors: list[float] = Field(default_factory=list, description="LR factor from each milestone on")
+
+    @model_validator(mode="after")
+    def _check(self):
+        if len(self.lr_milestones) != len(self.lr_factors):
+            raise ValueError("lr_milestones and lr_factors must have the same length")
+        if self.lr_milestones != sorted(self.lr_milestones):
+            raise ValueError("lr_milestones must increase")
+        return self
+
+    def lr_factor(self, step: int) -> float:
+        factor = 1.0
+        for milestone, f in zip(self.lr_milestones, self.lr_factors):
+            if step >= milestone:
+                factor = f
+        return factor
+
+
+class TrainConfig(Strict):
+    steps: PositiveInt = 40000
+    log_every: PositiveInt = 100
+    sample_every: PositiveInt = 1000
+    checkpoint_every: PositiveInt = 5000
+    keep_checkpoints: int = Field(3, ge=1, description="step checkpoints kept besides the latest")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+
+
+class Recipe(Strict):
+    """A whole run."""
+
+    name: str = Field(description="used for the run folder")
+    seed: int = 0
+    data: DataConfig
+    latent: LatentConfig
+    model: ModelConfig
+    losses: dict[str, LossConfig]
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+# -- errors --------------------------------------------------------------------------------
+def _allowed_keys(model: type[BaseModel], loc: tuple) -> list[str] | None:
+    """The field names valid at ``loc`` (for 'unknown key' errors)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return None
+            current = field.annotation
+        else:  # a dict[str, Model] level: skip the key
+            args = getattr(current, "__args__", ())
+            current = args[-1] if args else None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return list(current.model_fields)
+    return None
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "", model: type[BaseModel] | None = None) -> str:
+    """One line per problem: ``key.path: what is wrong (got X)``."""
+    lines = []
+    for err in exc.errors():
+        loc = tuple(str(p) for p in err["loc"])
+        path = ".".join(((prefix,) if prefix else ()) + loc) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            allowed = _allowed_keys(model, loc) if model else None
+            hint = f"; allowed: {', '.join(allowed)}" if allowed else ""
+            lines.append(f"{path}: unknown key{hint}")
+        elif err["type"] == "missing":
+            lines.append(f"{path}: required key is missing")
+        else:
+            got = err.get("input")
+            got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+            msg = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{path}: {msg}{got_text}")
+    return "; ".join(lines)
+
+
+# -- loading -------------------------------------------------------------------------------
+def read_yaml(path: Path) -> dict:
+    """Safe-load a YAML mapping; errors name the file and line."""
+    try:
+        text = Path(path).read_text()
+    except FileNotFoundError:
+        raise RecipeError(f"recipe not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RecipeError(f"cannot read recipe {path}: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise RecipeError(f"{path}:{where}: invalid YAML: {problem}") from None
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe must be a YAML mapping, got {type(data).__name__}")
+    return data
+
+
+def apply_overrides(data: dict, overrides: list[str], source: str = "--set") -> dict:
+    """Apply ``a.b.c=value`` overrides to a nested dict (values parsed as YAML)."""
+    data = copy.deepcopy(data)
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise RecipeError(f"{source} expects KEY.PATH=VALUE, got '{item}'")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        parts = key.strip().split(".")
+        node = data
+        for depth, part in enumerate(parts[:-1]):
+            child = node.get(part) if isinstance(node, dict) else None
+            if child is None:
+                child = node[part] = {}
+            if not isinstance(child, dict):
+                raise RecipeError(f"{source} {key}: '{'.'.join(parts[: depth + 1])}' is a value, not a section")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def parse_recipe(data: dict, source: str = "recipe") -> Recipe:
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise RecipeError(f"{source}: {format_validation_error(exc, model=Recipe)}") from None
+
+
+def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
+    """Read, override and validate a recipe (plugin options are checked by :func:`resolve`)."""
+    data = apply_overrides(read_yaml(Path(path)), list(overrides))
+    return parse_recipe(data, source=str(path))
+
+
+def resolve(recipe: Recipe, source: str = "recipe") -> Recipe:
+    """Check every plugin name and fill in each plugin's option defaults."""
+    from .errors import ToolkitError
+    from .plugins import registry
+
+    data = recipe.model_dump(mode="json")
+    try:
+        entry = registry("dataset").get(recipe.data.dataset)
+        data["data"]["options"] = _dump(entry.parse_options(recipe.data.options, "data.options"))
+        entry = registry("network").get(recipe.model.network)
+        data["model"]["options"] = _dump(entry.parse_options(recipe.model.options, "model.options"))
+        for name, loss in recipe.losses.items():
+            entry = registry("loss").get(name)
+            data["losses"][name]["options"] = _dump(entry.parse_options(loss.options, f"losses.{name}.options"))
+    except ToolkitError as exc:
+        raise RecipeError(f"{source}: {exc}") from None
+    return Recipe.model_validate(data)
+
+
+def _dump(options) -> dict:
+    if options is None:
+        return {}
+    return options.model_dump(mode="json") if isinstance(options, BaseModel) else dict(options)
+
+
+def to_yaml(recipe: Recipe) -> str:
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

@@ -1,0 +1,97 @@
+"""Named things that plugins register: datasets, networks, loss terms."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from pydantic import BaseModel, ValidationError
+
+from .errors import RegistryError, ToolkitError, did_you_mean
+
+
+@dataclass
+class Entry:
+    """One registered thing: a factory (built lazily), its options model and its origin."""
+
+    kind: str
+    name: str
+    factory: Callable | str
+    options: type[BaseModel] | None = None
+    description: str = ""
+    plugin: str = "?"
+    extra: dict = field(default_factory=dict)
+
+    def resolve(self) -> Callable:
+        """The factory itself, importing ``"module:attr"`` strings on first use."""
+        if isinstance(self.factory, str):
+            module, _, attr = self.factory.partition(":")
+            try:
+                obj = importlib.import_module(module)
+                for part in attr.split("."):
+                    obj = getattr(obj, part)
+            except (ImportError, AttributeError) as exc:
+                raise ToolkitError(
+                    f"{self.kind} '{self.name}' (plugin {self.plugin}) cannot be loaded from "
+                    f"'{self.factory}': {exc}"
+                ) from exc
+            self.factory = obj
+        return self.factory
+
+    def parse_options(self, options: dict | BaseModel | None, where: str = "options") -> Any:
+        """Validate ``options`` against the entry's model; errors name the key path."""
+        if isinstance(options, BaseModel) or self.options is None:
+            if self.options is None and options:
+                raise ToolkitError(
+                    f"{where}: {self.kind} '{self.name}' takes no options (got {sorted(options)})"
+                )
+            return options
+        try:
+            return self.options.model_validate(options or {})
+        except ValidationError as exc:
+            from .recipe import format_validation_error
+
+            raise ToolkitError(format_validation_error(exc, prefix=where)) from None
+
+    def build(self, *args, options=None, where: str = "options", **kwargs):
+        """Validate the options and call the factory."""
+        parsed = self.parse_options(options, where)
+        return self.resolve()(*args, options=parsed, **kwargs)
+
+
+class Registry:
+    """A name -> :class:`Entry` table for one kind of thing, with helpful misses."""
+
+    def __init__(self, kind: str):
+        self.kind = kind
+        self._entries: dict[str, Entry] = {}
+
+    def add(self, entry: Entry) -> None:
+        old = self._entries.get(entry.name)
+        if old is not None:
+            raise RegistryError(
+                f"{self.kind} '{entry.name}' is registered twice: by plugin '{old.plugin}' "
+                f"and by plugin '{entry.plugin}'"
+            )
+        self._entries[entry.name] = entry
+
+    def get(self, name: str) -> Entry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise RegistryError(
+                f"unknown {self.kind} '{name}': {did_you_mean(name, self.names())}"
+            ) from None
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+    def entries(self) -> list[Entry]:
+        return [self._entries[n] for n in self.names()]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
