@@ -1,0 +1,111 @@
+"""Self-describing safetensors checkpoints and resume files. No pickle anywhere.
+
+A checkpoint holds the weights of G, E and D (keys ``generator.*``, ``encoder.*``,
+``discriminator.*``) and, under the metadata key ``toolkit``, a JSON document with the
+resolved recipe, the latent spec, the image shape, the step, the plugins that built it and
+the versions. A resume file adds the optimiser states, the RNG states and the sampler state.
+Both are written atomically: a crash mid-write leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from pathlib import Path
+
+import torch
+
+from .errors import CheckpointError
+from .images import atomic_write
+
+FORMAT = 1
+META_KEY = "toolkit"
+
+
+def versions() -> dict:
+    from . import __version__
+
+    return {"toolkit": __version__, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)}))
+
+
+def read_meta(path: str | Path) -> dict:
+    """The JSON metadata of a toolkit safetensors file, with clear errors for bad files."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get(META_KEY)
+    except Exception as exc:  # safetensors raises its own error types for bad headers
+        head = path.read_bytes()[:2]
+        hint = " (it looks like a pickle: only safetensors checkpoints are loaded)" if head[:1] == b"\x80" or head == b"PK" else ""
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint{hint}: {exc}") from None
+    if raw is None:
+        raise CheckpointError(f"{path}: safetensors file without toolkit metadata (not written by toolkit)")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: corrupt toolkit metadata: {exc}") from None
+    if meta.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: checkpoint format {meta.get('format')!r}, this toolkit reads {FORMAT}")
+    return meta
+
+
+def read_tensors(path: str | Path, device="cpu") -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path), device=str(device))
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot read tensors (truncated or corrupt?): {exc}") from None
+
+
+def checkpoint_meta(recipe, spec, image_shape, step: int, plugins: dict) -> dict:
+    return {
+        "format": FORMAT,
+        "kind": "checkpoint",
+        "recipe": recipe.model_dump(mode="json"),
+        "latent": spec.to_dict(),
+        "image_shape": list(image_shape),
+        "step": step,
+        "plugins": plugins,
+        "versions": versions(),
+    }
+
+
+def save_checkpoint(path: Path, networks, meta: dict) -> None:
+    write_safetensors(path, networks.state_dict(), meta)
+
+
+# -- optimiser state as flat tensors + JSON --------------------------------------------
+def flatten_optimizer(prefix: str, optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    state = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for index, values in state["state"].items():
+        for key, value in values.items():
+            if torch.is_tensor(value):
+                tensors[f"{prefix}.{index}.{key}"] = value
+            else:
+                scalars[f"{index}.{key}"] = value
+    return tensors, {"param_groups": state["param_groups"], "scalars": scalars}
+
+
+def unflatten_optimizer(prefix: str, tensors: dict, info: dict) -> dict:
+    state: dict[int, dict] = {}
+    for name, value in tensors.items():
+        if name.startswith(prefix + "."):
+            index, key = name[len(prefix) + 1 :].split(".", 1)
+            state.setdefault(int(index), {})[key] = value
+    for name, value in info["scalars"].items():
+        index, key = name.split(".", 1)
+        state.setdefault(int(index), {})[key] = value
+    return {"state": state, "param_groups": info["param_groups"]}

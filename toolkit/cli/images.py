@@ -1,0 +1,123 @@
+"""``toolkit generate|translate|interpolate``: use a checkpoint, nothing else."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import ToolkitError
+from . import app
+
+CKPT_HELP = "Checkpoint (.safetensors). Default: the newest under ./runs."
+VAR_HELP = "Set a latent variable: NAME=VALUE (class name or index, or a number). Repeatable."
+
+
+def open_model(checkpoint: Optional[Path], device: str):
+    from rich.console import Console
+
+    from ..model import load_model, newest_checkpoint
+    from ..train import pick_device
+
+    if checkpoint is None:
+        checkpoint = newest_checkpoint()
+        Console(stderr=True).print(f"using the newest checkpoint: {checkpoint}")
+    return load_model(checkpoint, str(pick_device(device)))
+
+
+def read_images(model, paths: list[Path]):
+    import torch
+
+    from ..images import load_image
+
+    channels, height, width = model.image_shape
+    return torch.stack([load_image(p, channels, (height, width)) for p in paths])
+
+
+def done(path: Path, what: str) -> None:
+    typer.echo(f"wrote {path} ({what})")
+
+
+@app.command("generate")
+def generate(
+    checkpoint: Optional[Path] = typer.Option(None, "-c", "--checkpoint", help=CKPT_HELP),
+    set_: list[str] = typer.Option([], "--set", help=VAR_HELP),
+    n: int = typer.Option(0, "--n", min=0, max=4096, help="Images (default: 64, or 10 per class when no class is set)."),
+    output: Path = typer.Option(Path("generated.png"), "-o", "--output", help="PNG grid to write."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the latent samples."),
+    device: str = typer.Option("auto", "--device"),
+):
+    """Sample images with chosen characteristics (e.g. --set digit=7)."""
+    import torch
+
+    model = open_model(checkpoint, device)
+    values = model.spec.parse_assignments(set_)
+    var = model.spec.class_variable()
+    if var is not None and var.name not in values:  # one row per class, shared style per column
+        per_class = n or 10
+        z = model.sample_z(per_class, values, seed).cpu().repeat(var.size, 1)
+        s = model.spec.slices[var.name]
+        z[:, s] = torch.eye(var.size).repeat_interleave(per_class, dim=0)
+        images, nrow, what = model.decode(z), per_class, f"one row per {var.name}: {', '.join(var.classes)}"
+    else:
+        n = n or 64
+        images, nrow = model.generate(n, values, seed), max(1, int(math.ceil(math.sqrt(n))))
+        what = ", ".join(set_) or "random"
+    from ..images import save_grid
+
+    done(save_grid(images, output, nrow=nrow), what)
+
+
+@app.command("translate")
+def translate(
+    images: list[Path] = typer.Argument(..., help="Input images (any size; converted as the docs say)."),
+    checkpoint: Optional[Path] = typer.Option(None, "-c", "--checkpoint", help=CKPT_HELP),
+    set_: list[str] = typer.Option([], "--set", help=VAR_HELP),
+    sweep: Optional[str] = typer.Option(None, "--sweep", help="Instead of --set: one column per value of this variable."),
+    output: Path = typer.Option(Path("translated.png"), "-o", "--output", help="PNG grid: each row is an input, then its edits."),
+    device: str = typer.Option("auto", "--device"),
+):
+    """Edit real images by attribute: encode, set variables, decode."""
+    import torch
+
+    from ..images import save_grid
+
+    if not set_ and not sweep:
+        raise ToolkitError("nothing to change: give --set NAME=VALUE or --sweep NAME")
+    model = open_model(checkpoint, device)
+    values = model.spec.parse_assignments(set_)
+    x = read_images(model, images)
+    if sweep:
+        var = model.spec[sweep]
+        settings = [{sweep: i} for i in range(var.size)] if var.kind == "categorical" else \
+            [{sweep: float(v)} for v in torch.linspace(-1, 1, 5)]
+        columns = [model.translate(x, {**values, **s}) for s in settings]
+        what = f"input, then {sweep} = " + (", ".join(var.classes) if var.kind == "categorical" else "-1 .. 1")
+    else:
+        columns = [model.translate(x, values)]
+        what = "input | " + ", ".join(set_)
+    grid = torch.stack([x] + columns, dim=1).flatten(0, 1)
+    done(save_grid(grid, output, nrow=len(columns) + 1), what)
+
+
+@app.command("interpolate")
+def interpolate(
+    image_a: Path = typer.Argument(..., help="First image."),
+    image_b: Path = typer.Argument(..., help="Second image."),
+    checkpoint: Optional[Path] = typer.Option(None, "-c", "--checkpoint", help=CKPT_HELP),
+    steps: int = typer.Option(9, "--steps", min=2, max=64, help="Images between and including the two ends."),
+    output: Path = typer.Option(Path("interpolated.png"), "-o", "--output"),
+    device: str = typer.Option("auto", "--device"),
+):
+    """Decode a straight line between the codes of two images."""
+    import torch
+
+    from ..images import save_grid
+
+    model = open_model(checkpoint, device)
+    x = read_images(model, [image_a, image_b])
+    line = model.interpolate(x[:1], x[1:], steps)
+    grid = torch.cat([x[:1], line, x[1:]])
+    done(save_grid(grid, output, nrow=steps + 2), f"{image_a.name} -> {image_b.name}, {steps} steps")

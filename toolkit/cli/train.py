@@ -1,0 +1,97 @@
+"""``toolkit train``: a recipe in, a run folder out (recipe, metrics, samples, checkpoints)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import ToolkitError
+from . import app
+from .recipe import SET_HELP
+
+
+def new_run_dir(name: str) -> Path:
+    base = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = base.with_name(f"{base.name}-{n}")
+    return path
+
+
+@app.command("train")
+def train(
+    recipe: Optional[Path] = typer.Argument(None, help="Recipe YAML (not needed with --resume)."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default: runs/NAME-TIMESTAMP)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder exactly where it stopped."),
+    device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (default: the recipe's)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Validate and print the resolved recipe and latent spec; do not train."),
+):
+    """Train a model from a recipe, with progress, sample grids and checkpoints."""
+    from ..recipe import apply_overrides, load_recipe, parse_recipe, read_yaml, resolve
+    from ..train import RESUME_FILE
+
+    if resume is not None:
+        if recipe is not None:
+            raise ToolkitError("give either a RECIPE or --resume RUN_DIR, not both (the run folder holds its recipe)")
+        bad = [s for s in set_ if not s.startswith("train.")]
+        if bad:
+            raise ToolkitError(f"--resume only allows train.* overrides (e.g. train.steps), got: {', '.join(bad)}")
+        if not (resume / RESUME_FILE).is_file():
+            raise ToolkitError(f"{resume}: no {RESUME_FILE} here, nothing to resume")
+        source = resume / "recipe.yaml"
+        resolved = resolve(parse_recipe(apply_overrides(read_yaml(source), set_), str(source)), str(source))
+        run_dir = resume
+    else:
+        if recipe is None:
+            raise ToolkitError("missing RECIPE (e.g. toolkit train recipes/quickstart.yaml), or use --resume RUN_DIR")
+        resolved = resolve(load_recipe(recipe, set_), source=str(recipe))
+        run_dir = out or new_run_dir(resolved.name)
+        if (run_dir / RESUME_FILE).exists():
+            raise ToolkitError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+    _train(resolved, run_dir, device or resolved.train.device, resume is not None, dry_run)
+
+
+def _train(recipe, run_dir: Path, device: str, resuming: bool, dry_run: bool) -> None:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from ..recipe import to_yaml
+    from ..train import Trainer
+
+    console = Console(stderr=True)
+    trainer = Trainer(recipe, run_dir, device)
+    if dry_run:
+        typer.echo(to_yaml(recipe), nl=False)
+        typer.echo("# latent spec\n# " + trainer.spec.describe().replace("\n", "\n# "))
+        typer.echo(f"# run folder: {run_dir}; device: {trainer.device}; images {trainer.image_shape}")
+        return
+    if resuming:
+        trainer.load_resume()
+        console.print(f"resuming {run_dir} at step {trainer.step}")
+    console.print(f"training '{recipe.name}' on {trainer.device} -> {run_dir}")
+    total = recipe.train.steps
+    columns = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[speed]}"),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[losses]}")]
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("train", total=total, completed=trainer.step, speed="", losses="")
+        started, first = time.time(), trainer.step
+
+        def update(step: int, losses: dict):
+            rate = (step - first) / max(time.time() - started, 1e-9)
+            shown = " ".join(f"{k}={v:.3f}" for k, v in losses.items())
+            progress.update(task, completed=step, speed=f"{rate:.2f} it/s", losses=shown)
+
+        result = trainer.run(progress=update)
+    status = "interrupted, saved" if result["interrupted"] else "done"
+    console.print(f"{status}: step {result['step']} in {result['seconds']} s; checkpoint {result['checkpoint']}")
+    if result["encoder_accuracy"]:
+        acc = ", ".join(f"{k} {v:.2%}" for k, v in result["encoder_accuracy"].items())
+        console.print(f"encoder accuracy on held-out images: {acc}")
+    if result["interrupted"]:
+        console.print(f"continue with: toolkit train --resume {run_dir}")
+        raise typer.Exit(130)

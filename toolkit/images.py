@@ -1,0 +1,107 @@
+"""Reading user images and writing image grids.
+
+Input conversion (documented for ``translate`` and image folders):
+- the image is read with Pillow; palette, CMYK, 16-bit and alpha images are converted;
+  transparent pixels are composited onto black;
+- it is converted to the model's channel count (grey ``L`` or ``RGB``);
+- it is centre-cropped to a square and resized (bilinear, antialiased) to the model's size.
+Images above 64 megapixels are refused (decompression bombs).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .errors import ImageError
+
+MAX_PIXELS = 64_000_000
+
+
+def _open(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    if not path.exists():
+        raise ImageError(f"{path}: no such file")
+    if path.is_dir():
+        raise ImageError(f"{path}: is a folder, expected an image file")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            img.load()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(f"{path}: image too large (over {MAX_PIXELS // 1_000_000} megapixels), refused") from None
+    except UnidentifiedImageError:
+        raise ImageError(f"{path}: not an image Pillow can read") from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise ImageError(f"{path}: cannot read image ({exc})") from None
+    return img
+
+
+def _to_mode(img, channels: int):
+    from PIL import Image
+
+    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):  # 16-bit / 32-bit grey: scale to 8 bits
+        arr = np.asarray(img, dtype=np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        img = Image.fromarray(np.clip(arr / top * 255.0, 0, 255).astype(np.uint8), "L")
+    if img.mode == "P":
+        img = img.convert("RGBA")
+    if img.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGBA", img.size, (0, 0, 0, 255))
+        img = Image.alpha_composite(background, img.convert("RGBA"))
+    return img.convert("L" if channels == 1 else "RGB")
+
+
+def load_image(path: str | Path, channels: int, size: int | tuple[int, int]) -> torch.Tensor:
+    """Read one image as a float tensor ``(C, H, W)`` in [0, 1] (see module doc for conversion)."""
+    from PIL import Image
+
+    path = Path(path)
+    img = _to_mode(_open(path), channels)
+    h, w = (size, size) if isinstance(size, int) else size
+    width, height = img.size
+    if width == 0 or height == 0:
+        raise ImageError(f"{path}: empty image")
+    side = min(width, height)
+    left, top = (width - side) // 2, (height - side) // 2
+    img = img.crop((left, top, left + side, top + side)).resize((w, h), Image.BILINEAR, reducing_gap=None)
+    arr = np.asarray(img, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).float() / 255.0
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(tmp_path)`` then move the file into place, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int, padding: int = 2) -> Path:
+    """Write images ``(N, C, H, W)`` in [0, 1] as one PNG grid with ``nrow`` images per row."""
+    from PIL import Image
+    from torchvision.utils import make_grid
+
+    grid = make_grid(images.detach().float().cpu().clamp(0, 1), nrow=nrow, padding=padding, pad_value=1.0)
+    arr = (grid.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
+    if arr.shape[2] == 1 or images.shape[1] == 1:
+        arr = arr[:, :, 0]
+    path = Path(path)
+    atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
+    return path

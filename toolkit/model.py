@@ -1,0 +1,118 @@
+"""A trained model, loaded from nothing but its checkpoint: encode, edit, decode.
+
+    from toolkit.model import load_model
+    model = load_model("runs/quickstart-.../checkpoints/step-003000.safetensors")
+    images = model.generate(16, {"item": "trouser"})
+    edited = model.translate(images, {"item": "bag"})
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .checkpoint import read_meta, read_tensors
+from .errors import CheckpointError, ToolkitError
+from .latent import LatentSpec
+from .networks import Networks, build_networks
+from .recipe import Recipe
+
+
+@dataclass
+class Model:
+    spec: LatentSpec
+    networks: Networks
+    recipe: Recipe
+    image_shape: tuple[int, int, int]
+    step: int
+    path: Path | None = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.networks.parameters()).device
+
+    def _values(self, values) -> dict:
+        if not values:
+            return {}
+        if isinstance(values, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values()):
+            for name in values:
+                self.spec[name]
+            return dict(values)
+        return self.spec.parse_assignments(values)
+
+    @torch.no_grad()
+    def sample_z(self, n: int, values=None, seed: int | None = None) -> torch.Tensor:
+        g = torch.Generator().manual_seed(seed) if seed is not None else None
+        z = self.spec.sample(n, generator=g)
+        return self.spec.assign(z, self._values(values)).to(self.device)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.networks.generator(z.to(self.device)).cpu()
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images ``(N, C, H, W)`` in [0, 1] -> codes (soft categorical parts)."""
+        if tuple(images.shape[1:]) != self.image_shape:
+            raise ToolkitError(f"the model takes images of shape {self.image_shape}, got {tuple(images.shape[1:])}")
+        return self.spec.code(self.networks.encoder(images.to(self.device))).cpu()
+
+    def generate(self, n: int, values=None, seed: int | None = None) -> torch.Tensor:
+        return self.decode(self.sample_z(n, values, seed))
+
+    def translate(self, images: torch.Tensor, values) -> torch.Tensor:
+        return self.decode(self.spec.assign(self.encode(images), self._values(values)))
+
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(images))
+
+    def interpolate(self, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:
+        """Linear interpolation of the codes of ``a`` and ``b`` (each ``(N, C, H, W)``)."""
+        za, zb = self.encode(a), self.encode(b)
+        alphas = torch.linspace(0, 1, steps)
+        z = torch.stack([(1 - t) * za + t * zb for t in alphas], dim=1)  # (N, steps, dim)
+        return self.decode(z.flatten(0, 1))
+
+    @torch.no_grad()
+    def classify(self, images: torch.Tensor, name: str) -> torch.Tensor:
+        """The encoder's class index for categorical variable ``name``."""
+        raw = self.networks.encoder(images.to(self.device))
+        return raw[:, self.spec.slices[name]].argmax(1).cpu()
+
+
+def load_model(path: str | Path, device: str = "cpu") -> Model:
+    """Build the networks named in the checkpoint's metadata and load its weights."""
+    path = Path(path)
+    meta = read_meta(path)
+    try:
+        recipe = Recipe.model_validate(meta["recipe"])
+        spec = LatentSpec.from_dict(meta["latent"])
+        image_shape = tuple(meta["image_shape"])
+    except Exception as exc:
+        raise CheckpointError(f"{path}: incomplete toolkit metadata: {exc}") from None
+    try:
+        networks = build_networks(recipe.model.network, spec, image_shape, recipe.model.options)
+    except ToolkitError as exc:
+        needed = ", ".join(f"{k} ({v})" for k, v in meta.get("plugins", {}).items())
+        raise CheckpointError(f"{path}: {exc} (the checkpoint was made with plugins: {needed})") from None
+    tensors = read_tensors(path)
+    expected = networks.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    wrong = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    if missing or unexpected or wrong:
+        detail = (missing and f"missing {missing[:3]}") or (unexpected and f"unexpected {unexpected[:3]}") or f"shape of {wrong[:3]}"
+        raise CheckpointError(f"{path}: weights do not match network '{recipe.model.network}': {detail}")
+    networks.load_state_dict(tensors)
+    networks.to(device).eval()
+    return Model(spec, networks, recipe, image_shape, int(meta.get("step", 0)), path)
+
+
+def newest_checkpoint(root: str | Path = "runs") -> Path:
+    """The most recently written checkpoint under ``root``."""
+    found = [p for p in Path(root).glob("**/checkpoints/*.safetensors") if p.is_file()]
+    if not found:
+        raise CheckpointError(f"no checkpoint found under ./{root}; train one first or pass -c CKPT")
+    return max(found, key=lambda p: p.stat().st_mtime)

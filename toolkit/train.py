@@ -1,0 +1,320 @@
+"""The training loop: one readable place where data flows one way.
+
+batch -> priors -> forward passes -> named outputs -> loss terms -> one D update and one
+G/E update, both from gradients taken at the same parameters (as the authors' code does).
+Nothing in the step waits on the device; losses are read back every ``log_every`` steps.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from pathlib import Path
+
+import torch
+
+from . import checkpoint as ckpt
+from .data import ImageSet, LabeledSampler, select_labels
+from .errors import ToolkitError
+from .images import save_grid
+from .latent import LatentSpec, Variable
+from .losses import StepOutputs, build_losses, ramp_factor
+from .networks import build_networks
+from .plugins import get_plugins, registry
+from .recipe import Recipe, to_yaml
+
+RESUME_FILE = "resume.safetensors"
+
+
+class TrainingStopped(ToolkitError):
+    """Training stopped early (a non-finite loss); the last good checkpoint is kept."""
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ToolkitError(f"device '{name}' asked for, but CUDA is not available here (use --device cpu)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ToolkitError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N") from None
+
+
+def load_dataset(recipe: Recipe, split: str) -> ImageSet:
+    entry = registry("dataset").get(recipe.data.dataset)
+    return entry.build(options=recipe.data.options, split=split, where="data.options")
+
+
+def build_spec(recipe: Recipe, data: ImageSet) -> LatentSpec:
+    """The latent spec of a recipe, taking class names from the attributes that supervise."""
+    variables = []
+    for name, v in recipe.latent.variables.items():
+        where = f"latent.variables.{name}"
+        if v.kind == "continuous":
+            variables.append(Variable(name, "continuous", prior=v.prior))
+            continue
+        classes = v.classes
+        if v.label is not None:
+            try:
+                data.attribute(v.label)
+            except ToolkitError as exc:
+                raise ToolkitError(f"{where}.label: {exc}") from None
+            data_classes = data.classes[v.label]
+            if classes is None:
+                classes = data_classes
+            elif isinstance(classes, int) and classes != len(data_classes):
+                raise ToolkitError(f"{where}.classes: {classes}, but attribute '{v.label}' has {len(data_classes)} classes")
+            elif isinstance(classes, list) and len(classes) != len(data_classes):
+                raise ToolkitError(f"{where}.classes: {len(classes)} names, but attribute '{v.label}' has {len(data_classes)} classes")
+        if isinstance(classes, int):
+            classes = [str(i) for i in range(classes)]
+        variables.append(Variable(name, "categorical", classes=list(classes), label=v.label))
+    return LatentSpec(recipe.latent.u.size, variables, recipe.latent.u.prior)
+
+
+def plugin_versions() -> dict:
+    return {name: f"{i.distribution} {i.version}".strip() for name, i in get_plugins().info.items() if not i.error}
+
+
+class Trainer:
+    """Holds the run's state; :meth:`run` trains to ``recipe.train.steps``."""
+
+    def __init__(self, recipe: Recipe, run_dir: Path, device: str = "auto", console=None):
+        self.recipe, self.run_dir, self.console = recipe, Path(run_dir), console
+        self.device = pick_device(device)
+        torch.manual_seed(recipe.seed)
+        train = load_dataset(recipe, "train")
+        self.spec = build_spec(recipe, train)
+        self.image_shape = train.shape
+        supervised = {v.label: v.size for v in self.spec.supervised}
+        label_seed = recipe.data.label_seed if recipe.data.label_seed is not None else recipe.seed
+        labels = select_labels(train, supervised, recipe.data.labels, label_seed)
+        self.labels = {v.name: labels[v.label].to(self.device) for v in self.spec.supervised}
+        self.sampler = LabeledSampler(labels, len(train), recipe.optim.batch_size, recipe.data.labeled_ramp, recipe.seed + 1)
+        self.images = train.images.to(self.device)
+        self.networks = build_networks(recipe.model.network, self.spec, self.image_shape, recipe.model.options).to(self.device)
+        self.losses = build_losses(recipe.losses, self.spec)
+        o = recipe.optim
+        self.opt_d = torch.optim.Adam(self.networks.d_parameters(), lr=o.lr_d, betas=tuple(o.betas))
+        self.opt_ge = torch.optim.Adam(self.networks.ge_parameters(), lr=o.lr_ge, betas=tuple(o.betas))
+        self.step = 0
+        self.fixed_z = self._grid_latents()
+        self.test = None
+        self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0
+
+    # -- one step ------------------------------------------------------------------------
+    def train_step(self, step: int) -> None:
+        """One D update and one G/E update (1-based ``step``)."""
+        nets, spec, dev = self.networks, self.spec, self.device
+        index, _ = self.sampler.draw(step)
+        index = index.to(dev, non_blocking=True)
+        x_real = self.images[index].float().div_(255.0)
+        labels = {name: lab[index] for name, lab in self.labels.items()}
+
+        z_fake = spec.sample(len(index), device=dev)
+        x_fake = nets.generator(z_fake)
+        raw_real = nets.encoder(x_real)
+        z_real = spec.code(raw_real)
+        x_rec = nets.generator(z_real)
+        raw_fake = nets.encoder(x_fake)
+        d_real = nets.discriminator(x_real, z_real)
+        d_fake = nets.discriminator(x_fake, z_fake)
+        out = StepOutputs(x_real, labels, raw_real, z_real, x_rec, z_fake, x_fake, raw_fake, d_real, d_fake)
+
+        ge_total, d_total = 0.0, 0.0
+        for name, term in self.losses.items():
+            cfg = self.recipe.losses[name]
+            parts = term(out)
+            if "ge" in parts:
+                ge_total = ge_total + cfg.weight * ramp_factor(step, cfg.ramp) * parts["ge"]
+                self._accumulate(name, parts["ge"])
+            if "d" in parts:
+                d_total = d_total + cfg.weight * parts["d"]
+                self._accumulate(f"{name}_d", parts["d"])
+        self._count += 1
+
+        factor = self.recipe.optim.lr_factor(step)
+        for opt, lr in ((self.opt_d, self.recipe.optim.lr_d), (self.opt_ge, self.recipe.optim.lr_ge)):
+            for group in opt.param_groups:
+                group["lr"] = lr * factor
+            opt.zero_grad(set_to_none=True)
+        if torch.is_tensor(d_total):
+            d_total.backward(inputs=self.networks.d_parameters(), retain_graph=True)
+        if torch.is_tensor(ge_total):
+            ge_total.backward(inputs=self.networks.ge_parameters())
+        self.opt_d.step()
+        self.opt_ge.step()
+
+    def _accumulate(self, name: str, value: torch.Tensor) -> None:
+        value = value.detach()
+        self._sums[name] = self._sums[name] + value if name in self._sums else value.clone()
+
+    def read_losses(self) -> dict[str, float]:
+        """Mean of each loss term since the last call (one host synchronisation)."""
+        if not self._count:
+            return {}
+        names = list(self._sums)
+        values = (torch.stack([self._sums[n] for n in names]) / self._count).tolist()
+        self._sums, self._count = {}, 0
+        return dict(zip(names, values))
+
+    # -- grids, evaluation, checkpoints ----------------------------------------------------
+    def _grid_latents(self, columns: int = 10) -> torch.Tensor:
+        """Fixed latents: one row per class of the class variable, shared style per column."""
+        g = torch.Generator().manual_seed(self.recipe.seed + 12345)
+        var = self.spec.class_variable()
+        rows = var.size if var else 8
+        style = self.spec.sample(columns, generator=g)
+        z = style.repeat(rows, 1)
+        if var:
+            s = self.spec.slices[var.name]
+            z[:, s] = torch.eye(var.size).repeat_interleave(columns, dim=0)
+        return z.to(self.device)
+
+    @torch.no_grad()
+    def save_samples(self) -> Path:
+        g = self.networks.generator
+        g.eval()
+        images = g(self.fixed_z)
+        g.train()
+        return save_grid(images, self.run_dir / "samples" / f"step-{self.step:06d}.png", nrow=10)
+
+    @torch.no_grad()
+    def encoder_accuracy(self) -> dict[str, float]:
+        """Accuracy of each supervised variable on the dataset's test split (if it has one)."""
+        if self.test is None:
+            try:
+                self.test = load_dataset(self.recipe, "test")
+            except (ToolkitError, ValueError):
+                self.test = False
+        if not self.test or not self.spec.supervised:
+            return {}
+        enc = self.networks.encoder
+        enc.eval()
+        result = {}
+        for v in self.spec.supervised:
+            labels = self.test.labels.get(v.label)
+            if labels is None:
+                continue
+            correct = total = 0
+            for start in range(0, len(self.test), 1000):
+                x = self.test.images[start : start + 1000].to(self.device).float() / 255.0
+                y = labels[start : start + 1000].to(self.device)
+                pred = enc(x)[:, self.spec.slices[v.name]].argmax(1)
+                known = y >= 0
+                correct += int((pred[known] == y[known]).sum())
+                total += int(known.sum())
+            if total:
+                result[v.name] = correct / total
+        enc.train()
+        return result
+
+    def checkpoint_path(self, step: int) -> Path:
+        return self.run_dir / "checkpoints" / f"step-{step:06d}.safetensors"
+
+    def save(self) -> Path:
+        """Write the checkpoint of this step, prune old ones, then the resume file."""
+        meta = ckpt.checkpoint_meta(self.recipe, self.spec, self.image_shape, self.step, plugin_versions())
+        path = self.checkpoint_path(self.step)
+        ckpt.save_checkpoint(path, self.networks, meta)
+        kept = sorted(path.parent.glob("step-*.safetensors"))
+        for old in kept[: -self.recipe.train.keep_checkpoints]:
+            old.unlink(missing_ok=True)
+        tensors = {f"model.{k}": v for k, v in self.networks.state_dict().items()}
+        info = {}
+        for prefix, opt in (("opt_d", self.opt_d), ("opt_ge", self.opt_ge)):
+            t, i = ckpt.flatten_optimizer(prefix, opt)
+            tensors.update(t)
+            info[prefix] = i
+        tensors["rng.cpu"] = torch.get_rng_state()
+        if self.device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
+        tensors["rng.sampler"] = self.sampler.state()
+        resume_meta = dict(meta, kind="resume", optimizers=info)
+        ckpt.write_safetensors(self.run_dir / RESUME_FILE, tensors, resume_meta)
+        return path
+
+    def load_resume(self) -> None:
+        path = self.run_dir / RESUME_FILE
+        meta = ckpt.read_meta(path)
+        tensors = ckpt.read_tensors(path)
+        model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        try:
+            self.networks.load_state_dict(model)
+        except RuntimeError as exc:
+            raise ToolkitError(f"{path}: weights do not match this recipe's networks: {str(exc).splitlines()[0]}") from None
+        for prefix, opt in (("opt_d", self.opt_d), ("opt_ge", self.opt_ge)):
+            opt.load_state_dict(ckpt.unflatten_optimizer(prefix, tensors, meta["optimizers"][prefix]))
+        torch.set_rng_state(tensors["rng.cpu"])
+        if "rng.cuda" in tensors and self.device.type == "cuda":
+            torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        self.sampler.load_state(tensors["rng.sampler"])
+        self.step = int(meta["step"])
+
+    # -- the loop ------------------------------------------------------------------------
+    def log(self, record: dict) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def run(self, progress=None) -> dict:
+        """Train until ``recipe.train.steps``; save on SIGTERM/Ctrl-C; stop on a non-finite loss."""
+        cfg = self.recipe.train
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / "recipe.yaml").write_text(to_yaml(self.recipe))
+        stop = {"signal": None}
+
+        def on_signal(signum, frame):
+            stop["signal"] = signum
+
+        previous = signal.signal(signal.SIGTERM, on_signal) if _main_thread() else None
+        last, started, start_step = {}, time.time(), self.step
+        try:
+            while self.step < cfg.steps and stop["signal"] is None:
+                self.step += 1
+                self.train_step(self.step)
+                if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                    last = self.read_losses()
+                    bad = [k for k, v in last.items() if not math.isfinite(v)]
+                    if bad:
+                        raise TrainingStopped(
+                            f"loss '{bad[0]}' became {last[bad[0]]} between steps {self.step - cfg.log_every + 1} "
+                            f"and {self.step}; stopped, the last good checkpoint is kept in {self.run_dir / 'checkpoints'}"
+                        )
+                    elapsed = time.time() - started
+                    self.log({"step": self.step, "time": round(elapsed, 2), "losses": last,
+                              "p_labeled": self.sampler.probability(self.step),
+                              "lr_factor": self.recipe.optim.lr_factor(self.step),
+                              "steps_per_s": round((self.step - start_step) / max(elapsed, 1e-9), 3)})
+                if self.step % cfg.sample_every == 0:
+                    self.save_samples()
+                if self.step % cfg.checkpoint_every == 0 and self.step != cfg.steps:
+                    self.save()
+                    self._evaluate()
+                if progress is not None:
+                    progress(self.step, last)
+        except KeyboardInterrupt:
+            stop["signal"] = signal.SIGINT
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        path = self.save()
+        self.save_samples()
+        result = {"step": self.step, "checkpoint": str(path), "interrupted": stop["signal"] is not None,
+                  "encoder_accuracy": self._evaluate(), "seconds": round(time.time() - started, 1)}
+        return result
+
+    def _evaluate(self) -> dict:
+        acc = self.encoder_accuracy()
+        if acc:
+            self.log({"step": self.step, "encoder_accuracy": acc})
+        return acc
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
