@@ -26,6 +26,7 @@ from .plugins import get_plugins, registry
 from .recipe import Recipe, to_yaml
 
 RESUME_FILE = "resume.safetensors"
+NEVER = torch.tensor(2**62)
 
 
 class TrainingStopped(ToolkitError):
@@ -104,6 +105,7 @@ class Trainer:
         self.fixed_z = self._grid_latents()
         self.test = None
         self._sums: dict[str, torch.Tensor] = {}
+        self._first_bad: dict[str, torch.Tensor] = {}
         self._count = 0
 
     # -- one step ------------------------------------------------------------------------
@@ -152,6 +154,9 @@ class Trainer:
     def _accumulate(self, name: str, value: torch.Tensor) -> None:
         value = value.detach()
         self._sums[name] = self._sums[name] + value if name in self._sums else value.clone()
+        # the first step at which this term was not finite, kept on the device (no sync)
+        never = self._first_bad.get(name, NEVER)
+        self._first_bad[name] = torch.where(torch.isfinite(value), never, torch.minimum(never, torch.tensor(self.step)))
 
     def read_losses(self) -> dict[str, float]:
         """Mean of each loss term since the last call (one host synchronisation)."""
@@ -278,12 +283,8 @@ class Trainer:
                 self.train_step(self.step)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     last = self.read_losses()
-                    bad = [k for k, v in last.items() if not math.isfinite(v)]
-                    if bad:
-                        raise TrainingStopped(
-                            f"loss '{bad[0]}' became {last[bad[0]]} between steps {self.step - cfg.log_every + 1} "
-                            f"and {self.step}; stopped, the last good checkpoint is kept in {self.run_dir / 'checkpoints'}"
-                        )
+                    if not all(math.isfinite(v) for v in last.values()):
+                        self._stop_on_bad_loss(last)
                     elapsed = time.time() - started
                     self.log({"step": self.step, "time": round(elapsed, 2), "losses": last,
                               "p_labeled": self.sampler.probability(self.step),
@@ -306,6 +307,14 @@ class Trainer:
         result = {"step": self.step, "checkpoint": str(path), "interrupted": stop["signal"] is not None,
                   "encoder_accuracy": self._evaluate(), "seconds": round(time.time() - started, 1)}
         return result
+
+    def _stop_on_bad_loss(self, last: dict) -> None:
+        first = {k: int(v) for k, v in self._first_bad.items() if int(v) < int(NEVER)}
+        name = min(first, key=first.get)
+        raise TrainingStopped(
+            f"loss '{name}' became {last[name]} at step {first[name]}; stopped, the last good "
+            f"checkpoint is kept in {self.run_dir / 'checkpoints'}"
+        )
 
     def _evaluate(self) -> dict:
         acc = self.encoder_accuracy()

@@ -16,14 +16,12 @@ VAR_HELP = "Set a latent variable: NAME=VALUE (class name or index, or a number)
 
 
 def open_model(checkpoint: Optional[Path], device: str):
-    from rich.console import Console
-
     from ..model import load_model, newest_checkpoint
     from ..train import pick_device
 
     if checkpoint is None:
         checkpoint = newest_checkpoint()
-        Console(stderr=True).print(f"using the newest checkpoint: {checkpoint}")
+        typer.echo(f"using the newest checkpoint: {checkpoint}", err=True)
     return load_model(checkpoint, str(pick_device(device)))
 
 

@@ -63,7 +63,7 @@ def _train(recipe, run_dir: Path, device: str, resuming: bool, dry_run: bool) ->
     from ..recipe import to_yaml
     from ..train import Trainer
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     trainer = Trainer(recipe, run_dir, device)
     if dry_run:
         typer.echo(to_yaml(recipe), nl=False)

@@ -1,0 +1,115 @@
+"""Checkpoints: self-describing round trip, atomic writes, and refusal of bad files."""
+
+import json
+import pickle
+
+import pytest
+import torch
+
+from tiny import tiny_recipe
+from toolkit.checkpoint import read_meta
+from toolkit.errors import CheckpointError
+from toolkit.model import load_model, newest_checkpoint
+from toolkit.train import Trainer
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    run = tmp_path_factory.mktemp("run")
+    trainer = Trainer(tiny_recipe(steps=2), run, "cpu")
+    result = trainer.run()
+    return trainer, result["checkpoint"]
+
+
+def test_round_trip_needs_only_the_file(trained):
+    trainer, path = trained
+    model = load_model(path)
+    assert model.step == 2
+    assert model.spec.to_dict() == trainer.spec.to_dict()
+    assert model.recipe == trainer.recipe
+    for key, value in trainer.networks.state_dict().items():
+        assert torch.equal(model.networks.state_dict()[key], value), key
+    meta = read_meta(path)
+    assert meta["versions"]["torch"] == torch.__version__
+    assert set(meta["plugins"]) >= {"paper", "data"}
+
+
+def test_model_generates_translates_and_interpolates(trained):
+    model = load_model(trained[1])
+    images = model.generate(3, ["item=trouser"], seed=1)
+    assert images.shape == (3, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+    assert torch.equal(images, model.generate(3, {"item": 1}, seed=1))
+    z = model.sample_z(3, ["item=bag", "c1=0.5"])
+    assert (z[:, model.spec.slices["item"]].argmax(1) == 8).all() and (z[:, model.spec.slices["c1"]] == 0.5).all()
+    assert model.translate(images, ["item=bag"]).shape == images.shape
+    assert model.interpolate(images[:1], images[1:2], 5).shape == (5, 1, 28, 28)
+
+
+def test_newest_checkpoint(trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(CheckpointError, match="no checkpoint found"):
+        newest_checkpoint()
+
+
+@pytest.mark.parametrize("case", ["truncated", "pickle", "no-metadata", "garbage-json", "missing"])
+def test_bad_checkpoints_are_refused_with_one_clear_message(trained, tmp_path, case):
+    from safetensors.torch import save_file
+
+    good = open(trained[1], "rb").read()
+    bad = tmp_path / "bad.safetensors"
+    if case == "truncated":
+        bad.write_bytes(good[: len(good) // 2])
+    elif case == "pickle":
+        bad.write_bytes(pickle.dumps({"generator.fc.0.weight": [1.0]}))
+    elif case == "no-metadata":
+        save_file({"x": torch.zeros(1)}, str(bad))
+    elif case == "garbage-json":
+        save_file({"x": torch.zeros(1)}, str(bad), metadata={"toolkit": "{not json"})
+    with pytest.raises(CheckpointError) as info:
+        load_model(bad)
+    assert str(bad) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_weights_from_another_architecture_are_refused(trained, tmp_path):
+    from safetensors.torch import save_file
+
+    meta = read_meta(trained[1])
+    meta["recipe"]["model"]["options"]["width"] = 0.25
+    tensors = dict(load_model(trained[1]).networks.state_dict())
+    path = tmp_path / "other.safetensors"
+    save_file(tensors, str(path), metadata={"toolkit": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="weights do not match network 'paper28'"):
+        load_model(path)
+
+
+def test_missing_plugin_is_named(trained, tmp_path):
+    from safetensors.torch import save_file
+
+    meta = read_meta(trained[1])
+    meta["recipe"]["model"]["network"] = "fancy64"
+    meta["plugins"]["fancy"] = "toolkit-fancy 1.0"
+    path = tmp_path / "fancy.safetensors"
+    save_file({"x": torch.zeros(1)}, str(path), metadata={"toolkit": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match=r"unknown network 'fancy64'.*toolkit-fancy 1.0"):
+        load_model(path)
+
+
+def test_a_crash_while_writing_leaves_the_previous_checkpoint_intact(trained, tmp_path, monkeypatch):
+    import safetensors.torch
+
+    from toolkit import checkpoint
+
+    trainer, path = trained
+    target = tmp_path / "ckpt.safetensors"
+    target.write_bytes(open(path, "rb").read())
+
+    def crash(tensors, filename, metadata=None):
+        open(filename, "wb").write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(safetensors.torch, "save_file", crash)
+    with pytest.raises(OSError):
+        checkpoint.save_checkpoint(target, trainer.networks, read_meta(path))
+    assert load_model(target).step == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.safetensors"]

@@ -1,0 +1,215 @@
+"""Every registered network family and loss term, on tiny inputs."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from toolkit.errors import ToolkitError
+from toolkit.latent import LatentSpec, Variable
+from toolkit.losses import LossTerm, StepOutputs, build_losses, ramp_factor
+from toolkit.networks import Networks, build_networks
+from toolkit.plugins import registry
+
+B = 4
+
+
+def _spec() -> LatentSpec:
+    return LatentSpec(
+        3,
+        [
+            Variable("digit", "categorical", classes=[str(i) for i in range(4)], label="digit"),
+            Variable("c1", "continuous"),
+            Variable("style", "categorical", classes=["a", "b"]),
+        ],
+    )
+
+
+def _small(entry, **options) -> dict:
+    if entry.options is not None and "width" in entry.options.model_fields:
+        options.setdefault("width", 0.125)
+    return options
+
+
+NETWORKS = registry("network").entries()
+LOSSES = registry("loss").entries()
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+# -- networks ------------------------------------------------------------------------------
+@pytest.mark.parametrize("entry", NETWORKS, ids=lambda e: e.name)
+@pytest.mark.parametrize("channels", [1, 3])
+def test_network_shapes_and_ranges(entry, channels):
+    spec = _spec()
+    nets = entry.build(spec, (channels, 28, 28), options=_small(entry))
+    assert isinstance(nets, Networks)
+    assert nets.ge_parameters() and nets.d_parameters()
+    z = spec.sample(B)
+    x = nets.generator(z)
+    assert x.shape == (B, channels, 28, 28)
+    assert x.min() >= 0 and x.max() <= 1
+    raw = nets.encoder(torch.rand(B, channels, 28, 28))
+    assert raw.shape == (B, spec.dim)
+    u = raw[:, spec.slices["u"]]
+    assert u.min() >= -1 and u.max() <= 1
+    d = nets.discriminator(x, z)
+    assert d.shape == (B, 1) and torch.isfinite(d).all()
+    # one backward pass reaches every parameter group
+    (x.mean() + raw.mean() + d.mean()).backward()
+    assert all(p.grad is not None for p in nets.parameters())
+
+
+@pytest.mark.parametrize("entry", NETWORKS, ids=lambda e: e.name)
+def test_network_builds_through_build_networks(entry):
+    nets = build_networks(entry.name, _spec(), [1, 28, 28], _small(entry))
+    assert isinstance(nets, Networks)
+
+
+def test_paper28_discriminator_noise():
+    spec = _spec()
+    nets = build_networks("paper28", spec, (1, 28, 28), {"width": 0.125, "d_regularizer": "noise"})
+    x, z = torch.rand(B, 1, 28, 28), spec.sample(B)
+    d = nets.discriminator
+    d.train()
+    with torch.no_grad():
+        assert not torch.equal(d(x, z), d(x, z))
+    d.eval()
+    with torch.no_grad():
+        assert torch.equal(d(x, z), d(x, z))
+
+
+@pytest.mark.parametrize("regularizer", ["dropout", "none"])
+def test_paper28_other_regularisers(regularizer):
+    spec = _spec()
+    nets = build_networks("paper28", spec, (1, 28, 28), {"width": 0.125, "d_regularizer": regularizer})
+    kinds = {type(m).__name__ for m in nets.discriminator.modules()}
+    assert "GaussianNoise" not in kinds
+    assert ("Dropout" in kinds) == (regularizer == "dropout")
+    x, z = torch.rand(B, 1, 28, 28), spec.sample(B)
+    with torch.no_grad():
+        nets.discriminator.train()
+        a, b = nets.discriminator(x, z), nets.discriminator(x, z)
+        assert a.shape == (B, 1)
+        assert torch.equal(a, b) == (regularizer == "none")
+        nets.discriminator.eval()
+        assert torch.equal(nets.discriminator(x, z), nets.discriminator(x, z))
+
+
+@pytest.mark.parametrize("init", ["code", "he", "default"])
+def test_paper28_inits(init):
+    spec = _spec()
+    nets = build_networks("paper28", spec, (1, 28, 28), {"width": 0.125, "init": init})
+    with torch.no_grad():
+        assert torch.isfinite(nets.generator(spec.sample(2))).all()
+
+
+@pytest.mark.parametrize("shape", [(1, 32, 32), (3, 28, 32), (1, 64, 64)])
+def test_paper28_refuses_other_sizes(shape):
+    with pytest.raises(ToolkitError, match=r"paper28.*28x28"):
+        build_networks("paper28", _spec(), shape, {"width": 0.125})
+
+
+def test_paper28_bad_option():
+    with pytest.raises(ToolkitError, match=r"model\.options\.widht: unknown key"):
+        build_networks("paper28", _spec(), (1, 28, 28), {"widht": 0.125})
+    with pytest.raises(ToolkitError, match=r"model\.options\.width"):
+        build_networks("paper28", _spec(), (1, 28, 28), {"width": 0})
+
+
+# -- losses --------------------------------------------------------------------------------
+def _outputs(spec, labels=None, b=B) -> StepOutputs:
+    z_fake = spec.sample(b)
+    raw_real = torch.randn(b, spec.dim)
+    if labels is None:
+        labels = torch.tensor([0, -1, 2, -1][:b])
+    return StepOutputs(
+        x_real=torch.rand(b, 1, 28, 28),
+        labels={"digit": labels},
+        raw_real=raw_real,
+        z_real=spec.code(raw_real),
+        x_rec=torch.rand(b, 1, 28, 28),
+        z_fake=z_fake,
+        x_fake=torch.rand(b, 1, 28, 28),
+        raw_fake=torch.randn(b, spec.dim),
+        d_real=torch.randn(b, 1),
+        d_fake=torch.randn(b, 1),
+    )
+
+
+@pytest.mark.parametrize("entry", LOSSES, ids=lambda e: e.name)
+def test_every_loss_gives_finite_scalars(entry):
+    spec = _spec()
+    term = entry.build(spec, options={})
+    assert isinstance(term, LossTerm)
+    result = term(_outputs(spec))
+    assert result and set(result) <= {"ge", "d"}
+    for value in result.values():
+        assert value.dim() == 0 and torch.isfinite(value)
+
+
+def test_build_losses_from_recipe():
+    from toolkit.recipe import load_recipe
+
+    recipe = load_recipe("recipes/quickstart.yaml")
+    terms = build_losses(recipe.losses, _spec())
+    assert list(terms) == ["sup", "rec", "info", "adv"]
+
+
+def test_sup_ignores_unlabeled_rows():
+    spec = _spec()
+    term = registry("loss").get("sup").build(spec, options={})
+    out = _outputs(spec, labels=torch.tensor([1, -1, 3, -1]))
+    loss = term(out)["ge"]
+    s = spec.slices["digit"]
+    expected = F.cross_entropy(out.raw_real[[0, 2]][:, s], torch.tensor([1, 3]))
+    assert torch.allclose(loss, expected)
+    out.raw_real[[1, 3]] = torch.randn(2, spec.dim) * 10  # unlabeled rows do not matter
+    assert torch.allclose(term(out)["ge"], expected)
+
+
+def test_sup_is_zero_without_labels():
+    spec = _spec()
+    term = registry("loss").get("sup").build(spec, options={})
+    out = _outputs(spec, labels=torch.full((B,), -1))
+    out.raw_real.requires_grad_(True)
+    loss = term(out)["ge"]
+    assert loss.item() == 0.0 and not torch.isnan(loss)
+    loss.backward()
+    assert torch.equal(out.raw_real.grad, torch.zeros_like(out.raw_real))
+
+
+def test_rec_reductions():
+    spec = _spec()
+    out = _outputs(spec)
+    sq = (out.x_rec - out.x_real).square()
+    mean = registry("loss").get("rec").build(spec, options={})(out)["ge"]
+    total = registry("loss").get("rec").build(spec, options={"reduction": "sum"})(out)["ge"]
+    assert torch.allclose(mean, sq.mean())
+    assert torch.allclose(total, sq.flatten(1).sum(1).mean())
+
+
+def test_adv_forms():
+    spec = _spec()
+    out = _outputs(spec)
+    ns = registry("loss").get("adv").build(spec, options={})(out)
+    mm = registry("loss").get("adv").build(spec, options={"form": "minimax"})(out)
+    assert torch.allclose(ns["d"], mm["d"])
+    assert torch.allclose(mm["ge"], -mm["d"])
+
+
+def test_info_is_small_when_encoder_is_right():
+    spec = _spec()
+    out = _outputs(spec)
+    term = registry("loss").get("info").build(spec, options={})
+    out.raw_fake = out.z_fake.clone()  # exact continuous means
+    for v in spec.categorical:  # confident, correct logits
+        out.raw_fake[:, spec.slices[v.name]] *= 50
+    assert term(out)["ge"].item() < 1e-6
+
+
+def test_ramp_factor():
+    assert ramp_factor(5, 0) == 1.0
+    assert ramp_factor(1, 4) == 0.25 and ramp_factor(4, 4) == 1.0 and ramp_factor(9, 4) == 1.0

@@ -1,0 +1,96 @@
+"""The training loop: updates, resume equality, stopping on bad losses."""
+
+import json
+
+import pytest
+import torch
+
+from tiny import tiny_recipe
+from toolkit.errors import ToolkitError
+from toolkit.train import RESUME_FILE, Trainer, TrainingStopped, build_spec
+
+
+def weights(trainer):
+    return {k: v.clone() for k, v in trainer.networks.state_dict().items()}
+
+
+def test_one_step_changes_generator_encoder_and_discriminator(tmp_path):
+    trainer = Trainer(tiny_recipe(), tmp_path, "cpu")
+    before = weights(trainer)
+    trainer.train_step(1)
+    after = weights(trainer)
+    for prefix in ("generator.", "encoder.", "discriminator."):
+        changed = [k for k in before if k.startswith(prefix) and not torch.equal(before[k], after[k])]
+        assert changed, f"no {prefix} weight changed in one step"
+
+
+def test_resume_gives_the_same_weights_as_training_straight_through(tmp_path):
+    straight = Trainer(tiny_recipe(steps=6, checkpoint_every=100), tmp_path / "a", "cpu")
+    straight.run()
+
+    first = Trainer(tiny_recipe(steps=3, checkpoint_every=100), tmp_path / "b", "cpu")
+    first.run()
+    torch.manual_seed(999)  # a resumed process starts with other RNG state; resume must restore it
+    second = Trainer(tiny_recipe(steps=6, checkpoint_every=100), tmp_path / "b", "cpu")
+    second.load_resume()
+    assert second.step == 3
+    second.run()
+
+    a, b = weights(straight), weights(second)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), f"{key} differs after resume"
+    for name in ("opt_ge", "opt_d"):
+        sa, sb = getattr(straight, name).state_dict()["state"], getattr(second, name).state_dict()["state"]
+        assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
+
+
+def test_run_folder_holds_recipe_metrics_samples_checkpoints_and_resume(tmp_path):
+    result = Trainer(tiny_recipe(steps=4), tmp_path, "cpu").run()
+    assert (tmp_path / "recipe.yaml").is_file()
+    assert (tmp_path / RESUME_FILE).is_file()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["step-000002.safetensors", "step-000004.safetensors"]
+    assert (tmp_path / "samples" / "step-000004.png").is_file()
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    losses = [r for r in records if "losses" in r]
+    assert [r["step"] for r in losses] == [2, 4]
+    assert set(losses[0]["losses"]) == {"sup", "rec", "info", "adv", "adv_d"}
+    assert 0.0 <= result["encoder_accuracy"]["item"] <= 1.0
+
+
+def test_labeled_probability_falls_from_one_to_the_true_ratio(tmp_path):
+    trainer = Trainer(tiny_recipe(), tmp_path, "cpu")
+    assert trainer.sampler.probability(0) == 1.0
+    assert trainer.sampler.probability(2) == pytest.approx(0.5)
+    assert trainer.sampler.probability(100) == pytest.approx(50 / 6000)
+    index, from_labeled = trainer.sampler.draw(1)  # p = 0.75
+    labels = trainer.labels["item"][index]
+    assert ((labels >= 0) == from_labeled).all()
+
+
+def test_a_loss_that_becomes_nan_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
+    trainer = Trainer(tiny_recipe(steps=6), tmp_path, "cpu")
+    trainer.run()  # a good checkpoint at step 6
+    trainer = Trainer(tiny_recipe(steps=12), tmp_path, "cpu")
+    trainer.load_resume()
+    original = trainer.losses["rec"]
+    trainer.losses["rec"] = lambda out: {"ge": original(out)["ge"] * float("nan")}
+    with pytest.raises(TrainingStopped, match="loss 'rec' became nan at step 7"):
+        trainer.run()
+    assert (tmp_path / "checkpoints" / "step-000006.safetensors").is_file()
+    assert not (tmp_path / "checkpoints" / "step-000008.safetensors").exists()
+
+
+def test_spec_takes_class_names_from_the_supervising_attribute(tmp_path):
+    trainer = Trainer(tiny_recipe(), tmp_path, "cpu")
+    assert trainer.spec["item"].classes[1] == "trouser"
+    recipe = tiny_recipe()
+    recipe.latent.variables["item"].label = "colour"
+    with pytest.raises(ToolkitError, match=r"latent.variables.item.label: the dataset has no attribute 'colour'"):
+        build_spec(recipe, trainer_data(trainer))
+
+
+def trainer_data(trainer):
+    from toolkit.data import ImageSet
+
+    return ImageSet(trainer.images, {"item": trainer.labels["item"]}, {"item": trainer.spec["item"].classes})
