@@ -175,10 +175,6 @@ def test_truncated_jpeg(tmp_path):
     _error(path, "cannot read image")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: toolkit.images._open does not close the file when img.load() fails (ResourceWarning)",
-)
 def test_failed_read_closes_the_file(tmp_path):
     rng = np.random.default_rng(0)
     full = _save(Image.fromarray(rng.integers(0, 256, (64, 64), dtype=np.uint8)), tmp_path / "full.png")

@@ -140,11 +140,6 @@ def test_failing_hook_is_reported_and_others_still_work(plugins):
     assert plugins.info["good"].error is None and plugins.info["later"].error is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: names a hook registered before raising stay in the registries on the first "
-    "collection (the plugin is reported as skipped) and vanish on the next one",
-)
 def test_failing_hook_registers_nothing(plugins):
     @hookimpl
     def register_networks(register):
@@ -200,11 +195,6 @@ def test_same_name_from_two_plugins(plugins):
     assert plugins.registry("network").get("shared").plugin == "first"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: Plugins.register reuses the existing PluginInfo of a name already taken, so a "
-    "rejected duplicate registration marks the first plugin as failed and drops its registrations",
-)
 def test_rejected_duplicate_plugin_name_leaves_first_plugin_alone(plugins):
     plugins.register(_network_plugin("a"), "same")
     with pytest.warns(PluginWarning, match="already registered"):
@@ -212,11 +202,6 @@ def test_rejected_duplicate_plugin_name_leaves_first_plugin_alone(plugins):
     assert plugins.registry("network").names() == ["a"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: pluggy keeps the HookCaller of a typo'd hook after unregister, so the 'known' list "
-    "in the error message contains the unknown hook itself",
-)
 def test_unknown_hook_not_listed_as_known(plugins):
     with pytest.warns(PluginWarning):
         plugins.register(SimpleNamespace(register_netwroks=hookimpl(lambda register: None)), "typo")
@@ -273,9 +258,6 @@ def test_entry_bad_factory_string(factory):
     assert "network 'n' (plugin p) cannot be loaded from" in message and factory in message
 
 
-@pytest.mark.xfail(
-    strict=True, reason="library bug: Entry.resolve lets ValueError/TypeError from importlib escape for ':x' / '.x:y'"
-)
 @pytest.mark.parametrize("factory", [":build", ".relative:build"])
 def test_entry_bad_module_part(factory):
     with pytest.raises(ToolkitError):

@@ -196,11 +196,6 @@ def test_apply_overrides_float_with_dot():
     assert apply_overrides({}, ["optim.lr_d=0.5"])["optim"]["lr_d"] == 0.5
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="library bug: PyYAML (YAML 1.1) reads '1e-4' as a string, so apply_overrides returns '1e-4', "
-    "not the float its docstring promises",
-)
 def test_apply_overrides_exponent_without_dot_is_float():
     value = apply_overrides({}, ["optim.lr_d=1e-4"])["optim"]["lr_d"]
     assert isinstance(value, float) and value == pytest.approx(1e-4)

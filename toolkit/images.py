@@ -35,9 +35,13 @@ def _open(path: Path):
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(path)
-            img.load()
+            try:
+                img.load()
+            except BaseException:
+                img.close()
+                raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(f"{path}: image too large (over {MAX_PIXELS // 1_000_000} megapixels), refused") from None
+        raise ImageError(f"{path}: image too large (over {MAX_PIXELS:,} pixels), refused") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image Pillow can read") from None
     except (OSError, SyntaxError, ValueError) as exc:
@@ -65,7 +69,9 @@ def load_image(path: str | Path, channels: int, size: int | tuple[int, int]) -> 
     from PIL import Image
 
     path = Path(path)
-    img = _to_mode(_open(path), channels)
+    with _open(path) as original:
+        img = _to_mode(original, channels)
+        img.load()
     h, w = (size, size) if isinstance(size, int) else size
     width, height = img.size
     if width == 0 or height == 0:

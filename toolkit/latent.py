@@ -44,8 +44,11 @@ class Variable:
         lowered = [c.lower() for c in self.classes]
         if value.lower() in lowered:
             return lowered.index(value.lower())
-        if value.strip().lstrip("-").isdigit():
+        try:
             index = int(value)
+        except ValueError:
+            index = None
+        if index is not None:
             if 0 <= index < len(self.classes):
                 return index
             raise LatentError(

@@ -78,7 +78,10 @@ class Plugins:
 
     def register(self, plugin, name: str, info: PluginInfo | None = None) -> bool:
         """Register a plugin object in-process (tests use this). Returns False if it was skipped."""
-        info = info or self.info.get(name) or PluginInfo(name, distribution="(in-process)")
+        if self.pm.get_plugin(name) is not None or self.pm.is_registered(plugin):
+            warnings.warn(f"plugin '{name}' skipped: a plugin of that name is already registered", PluginWarning, stacklevel=2)
+            return False
+        info = info or PluginInfo(name, distribution="(in-process)")
         self.info[name] = info
         try:
             self.pm.register(plugin, name=name)
@@ -88,7 +91,7 @@ class Plugins:
         unknown = [hc.name for hc in (self.pm.get_hookcallers(plugin) or []) if hc.spec is None]
         if unknown:
             self.pm.unregister(plugin)
-            known = ", ".join(sorted(n for n in dir(self.pm.hook) if n.startswith("register_")))
+            known = ", ".join(sorted(KINDS) + ["register_commands"])
             self._fail(info, f"implements unknown hook(s) {', '.join(unknown)} (known: {known})")
             return False
         info.hooks = sorted(hc.name for hc in self.pm.get_hookcallers(plugin))
@@ -137,6 +140,10 @@ class Plugins:
                     raise  # the same name twice is an error that names both plugins
                 except Exception as exc:
                     self._fail(info, f"{hook_name} raised {type(exc).__name__}: {exc}")
+                    for kind_name, names in info.registered.items():  # a failed plugin adds nothing
+                        for name in names:
+                            registries[kind_name].remove(name)
+                    info.registered = {}
         return registries
 
     def add_commands(self, cli) -> None:

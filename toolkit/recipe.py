@@ -193,6 +193,11 @@ def apply_overrides(data: dict, overrides: list[str], source: str = "--set") -> 
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str):  # YAML 1.1 reads 1e-4 as a string
+            try:
+                value = float(value) if value.strip().lower() not in ("nan", "inf", "-inf", "infinity") else value
+            except ValueError:
+                pass
         parts = key.strip().split(".")
         node = data
         for depth, part in enumerate(parts[:-1]):

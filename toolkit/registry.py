@@ -31,7 +31,7 @@ class Entry:
                 obj = importlib.import_module(module)
                 for part in attr.split("."):
                     obj = getattr(obj, part)
-            except (ImportError, AttributeError) as exc:
+            except Exception as exc:  # any failure to import a plugin's factory is reported
                 raise ToolkitError(
                     f"{self.kind} '{self.name}' (plugin {self.plugin}) cannot be loaded from "
                     f"'{self.factory}': {exc}"
@@ -75,6 +75,9 @@ class Registry:
                 f"and by plugin '{entry.plugin}'"
             )
         self._entries[entry.name] = entry
+
+    def remove(self, name: str) -> None:
+        self._entries.pop(name, None)
 
     def get(self, name: str) -> Entry:
         try:
