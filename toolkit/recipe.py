@@ -110,6 +110,20 @@ class TrainConfig(Strict):
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
 
 
+class EvalConfig(Strict):
+    """How the model is judged (``toolkit evaluate`` and evaluation during training)."""
+
+    classifier: str | None = Field(None, description="classifier .safetensors that judges generated images (~ expanded)")
+    samples_per_class: PositiveInt = Field(500, description="generated images per class (the paper: 500)")
+    seed: int = 0
+    every: int = Field(0, ge=0, description="evaluate every K training steps (0: only at checkpoints' end)")
+
+    def classifier_path(self):
+        import os
+
+        return Path(os.path.expandvars(self.classifier)).expanduser() if self.classifier else None
+
+
 class Recipe(Strict):
     """A whole run."""
 
@@ -121,6 +135,7 @@ class Recipe(Strict):
     losses: dict[str, LossConfig]
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    evaluate: EvalConfig = Field(default_factory=EvalConfig)
 
 
 # -- errors --------------------------------------------------------------------------------

@@ -104,6 +104,7 @@ class Trainer:
         self.step = 0
         self.fixed_z = self._grid_latents()
         self.test = None
+        self.tb = None
         self._sums: dict[str, torch.Tensor] = {}
         self._first_bad: dict[str, torch.Tensor] = {}
         self._count = 0
@@ -270,6 +271,7 @@ class Trainer:
         cfg = self.recipe.train
         self.run_dir.mkdir(parents=True, exist_ok=True)
         (self.run_dir / "recipe.yaml").write_text(to_yaml(self.recipe))
+        self.tb = _tensorboard(self.run_dir / "tensorboard")
         stop = {"signal": None}
 
         def on_signal(signum, frame):
@@ -285,6 +287,7 @@ class Trainer:
                     last = self.read_losses()
                     if not all(math.isfinite(v) for v in last.values()):
                         self._stop_on_bad_loss(last)
+                    self._scalars({f"loss/{k}": v for k, v in last.items()})
                     elapsed = time.time() - started
                     self.log({"step": self.step, "time": round(elapsed, 2), "losses": last,
                               "p_labeled": self.sampler.probability(self.step),
@@ -294,6 +297,8 @@ class Trainer:
                     self.save_samples()
                 if self.step % cfg.checkpoint_every == 0 and self.step != cfg.steps:
                     self.save()
+                    self._evaluate()
+                elif self.recipe.evaluate.every and self.step % self.recipe.evaluate.every == 0 and self.step != cfg.steps:
                     self._evaluate()
                 if progress is not None:
                     progress(self.step, last)
@@ -306,6 +311,8 @@ class Trainer:
         self.save_samples()
         result = {"step": self.step, "checkpoint": str(path), "interrupted": stop["signal"] is not None,
                   "encoder_accuracy": self._evaluate(), "seconds": round(time.time() - started, 1)}
+        if self.tb is not None:
+            self.tb.close()
         return result
 
     def _stop_on_bad_loss(self, last: dict) -> None:
@@ -317,10 +324,57 @@ class Trainer:
         )
 
     def _evaluate(self) -> dict:
-        acc = self.encoder_accuracy()
-        if acc:
-            self.log({"step": self.step, "encoder_accuracy": acc})
-        return acc
+        """Encoder accuracy on held-out images (and, with a classifier, the full report)."""
+        cfg = self.recipe.evaluate
+        if cfg.classifier_path() is None:
+            acc = self.encoder_accuracy()
+            if acc:
+                self.log({"step": self.step, "encoder_accuracy": acc})
+                self._scalars({f"encoder_accuracy/{k}": v for k, v in acc.items()})
+            return acc
+        report = self.full_evaluation()
+        return report["encoder_accuracy"]
+
+    def full_evaluation(self) -> dict:
+        """``toolkit evaluate`` on the networks as they are now, logged to metrics and TensorBoard."""
+        from .evaluate import evaluate
+        from .model import Model
+
+        cfg = self.recipe.evaluate
+        if self.test is None:
+            self.test = load_dataset(self.recipe, "test")
+        self.networks.eval()
+        try:
+            model = Model(self.spec, self.networks, self.recipe, self.image_shape, self.step)
+            report = evaluate(model, cfg.classifier_path(), cfg.samples_per_class, cfg.seed, test=self.test)
+        finally:
+            self.networks.train()
+        record = {"step": self.step, "encoder_accuracy": report["encoder_accuracy"],
+                  "reconstruction_mse": report["reconstruction_mse"]}
+        scalars = {f"encoder_accuracy/{k}": v for k, v in report["encoder_accuracy"].items()}
+        scalars["reconstruction_mse"] = report["reconstruction_mse"]
+        if "generator_error" in report:
+            record["generator_error"] = report["generator_error"]["overall"]
+            record["generator_error_per_class"] = report["generator_error"]["per_class"]
+            scalars["generator_error"] = report["generator_error"]["overall"]
+        self.log(record)
+        self._scalars(scalars)
+        return report
+
+    def _scalars(self, values: dict) -> None:
+        if self.tb is not None:
+            for name, value in values.items():
+                self.tb.add_scalar(name, value, self.step)
+            self.tb.flush()
+
+
+def _tensorboard(folder: Path):
+    """A TensorBoard writer when the tensorboard package is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(folder))
 
 
 def _main_thread() -> bool:

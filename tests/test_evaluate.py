@@ -1,0 +1,105 @@
+"""Evaluation metrics on hand-made cases, the paper's figures, and resumable sweeps."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from PIL import Image
+from torch import nn
+
+from tiny import tiny_recipe, tiny_yaml
+from toolkit.data import ImageSet
+from toolkit.evaluate import encoder_metrics, generator_error
+from toolkit.latent import LatentSpec, Variable
+
+CLASSES = [str(i) for i in range(10)]
+
+
+class Oracle(nn.Module):
+    """A 'classifier' that reads the class from the brightest of ten pixels."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = nn.Parameter(torch.zeros(1))
+
+    def forward(self, images):
+        return images.flatten(1)[:, :10] * 10 + self.dummy
+
+
+class FakeModel:
+    """G writes the class it is asked for (perfect) or a random one (useless) into a pixel."""
+
+    def __init__(self, useless: bool):
+        self.spec = LatentSpec(2, [Variable("digit", "categorical", CLASSES, label="digit")])
+        self.useless = useless
+        self.g = torch.Generator().manual_seed(0)
+
+    def decode(self, z):
+        k = z[:, self.spec.slices["digit"]].argmax(1)
+        if self.useless:
+            k = torch.randint(10, k.shape, generator=self.g)
+        images = torch.zeros(len(z), 1, 28, 28)
+        images.view(len(z), -1)[torch.arange(len(z)), k] = 1.0
+        return images
+
+
+def test_a_perfect_generator_has_zero_error_and_a_useless_one_about_ninety_percent():
+    perfect = generator_error(FakeModel(useless=False), Oracle(), "digit", per_class=200, seed=0)
+    assert perfect["overall"] == 0.0 and set(perfect["per_class"]) == set(CLASSES)
+    useless = generator_error(FakeModel(useless=True), Oracle(), "digit", per_class=200, seed=0)
+    assert 0.85 < useless["overall"] < 0.95
+
+
+def test_generator_error_is_reproducible_for_a_seed():
+    a = generator_error(FakeModel(useless=False), Oracle(), "digit", per_class=10, seed=3)
+    assert a == generator_error(FakeModel(useless=False), Oracle(), "digit", per_class=10, seed=3)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from toolkit.train import Trainer
+
+    run = tmp_path_factory.mktemp("run")
+    return Trainer(tiny_recipe(steps=2), run, "cpu").run()["checkpoint"]
+
+
+def test_encoder_metrics_on_a_test_set(checkpoint):
+    from toolkit.model import load_model
+
+    model = load_model(checkpoint)
+    images = (torch.rand(20, 1, 28, 28) * 255).to(torch.uint8)
+    labels = torch.tensor([k % 10 for k in range(20)])
+    labels[:5] = -1
+    test = ImageSet(images, {"item": labels}, {"item": model.spec["item"].classes})
+    report = encoder_metrics(model, test)
+    predicted = model.classify(images.float() / 255, "item")
+    expected = float((predicted[5:] == labels[5:]).float().mean())
+    assert report["encoder_accuracy"]["item"] == pytest.approx(expected)
+    assert 0 < report["reconstruction_mse"] < 1
+
+
+def test_figures_have_the_paper_layout(checkpoint, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "toolkit", "figures", "-c", checkpoint, "-o", tmp_path / "fig"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    cell = 30  # 28 px + 2 px padding
+    sizes = {p.name: Image.open(p).size for p in (tmp_path / "fig").iterdir()}
+    assert sizes["generation.png"] == (5 * cell + 2, 10 * cell + 2)  # c1 swept over 5 columns, a row per class
+    assert sizes["translation.png"] == (11 * cell + 2, 10 * cell + 2)  # original + 10 classes, one image per class
+    assert sizes["interpolation.png"] == (11 * cell + 2, 5 * cell + 2)  # a, 9 steps, b; 5 pairs
+    assert sizes["sweep-c1.png"] == (6 * cell + 2, 10 * cell + 2)
+
+
+def test_sweep_trains_every_setting_and_resumes_without_retraining(tmp_path):
+    recipe = tiny_yaml(tmp_path / "tiny.yaml", steps=2)
+    args = [sys.executable, "-m", "toolkit", "sweep", recipe, "--seeds", "0,1", "--labels", "20", "--out", tmp_path / "sweep"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "sweep" / "summary.json").read_text())
+    assert summary["20"]["encoder_accuracy.item"]["n"] == 2
+    assert "| 20 | 2 |" in (tmp_path / "sweep" / "summary.md").read_text()
+    again = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert again.stderr.count("done:") == 2 and "training" not in again.stderr

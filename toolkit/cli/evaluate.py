@@ -1,0 +1,65 @@
+"""``toolkit evaluate`` and ``toolkit figures``: measure a checkpoint, draw the paper's figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import app
+from .images import CKPT_HELP, open_model
+
+
+@app.command("evaluate")
+def evaluate(
+    checkpoint: Optional[Path] = typer.Option(None, "-c", "--checkpoint", help=CKPT_HELP),
+    classifier: Optional[Path] = typer.Option(None, "--classifier", help="Judge (default: the recipe's evaluate.classifier)."),
+    n: Optional[int] = typer.Option(None, "--n", min=1, help="Generated images per class (default: the recipe's, 500)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the generated latents (default: the recipe's)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="JSON report (default: next to the checkpoint)."),
+    device: str = typer.Option("auto", "--device"),
+):
+    """Generator error (overall, per class), encoder accuracy, reconstruction error."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from ..evaluate import evaluate as run, report_path, write_report
+
+    model = open_model(checkpoint, device)
+    cfg = model.recipe.evaluate
+    judge = classifier or cfg.classifier_path()
+    if judge is None:
+        typer.echo("no classifier given (--classifier or the recipe's evaluate.classifier): generator error skipped", err=True)
+    report = run(model, judge, n or cfg.samples_per_class, cfg.seed if seed is None else seed)
+    path = write_report(report, output or report_path(model.path))
+    table = Table(title=f"{model.path} (step {model.step})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    if "generator_error" in report:
+        ge = report["generator_error"]
+        table.add_row("generator error", f"{ge['overall']:.2%}")
+        for name, value in ge["per_class"].items():
+            table.add_row(f"  {ge['variable']}={name}", f"{value:.2%}")
+    for name, value in report["encoder_accuracy"].items():
+        table.add_row(f"encoder accuracy ({name})", f"{value:.2%}")
+    table.add_row("reconstruction MSE", f"{report['reconstruction_mse']:.4f}")
+    Console().print(table)
+    protocol = ", ".join(f"{k}={v}" for k, v in report["protocol"].items())
+    typer.echo(f"protocol: {protocol}\nwrote {path}")
+
+
+@app.command("figures")
+def figures(
+    checkpoint: Optional[Path] = typer.Option(None, "-c", "--checkpoint", help=CKPT_HELP),
+    output: Path = typer.Option(Path("figures"), "-o", "--output", help="Folder for the PNGs."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device"),
+):
+    """The paper's figures: generation grid, translations, interpolations, continuous sweeps."""
+    from ..figures import make_figures
+    from ..train import load_dataset
+
+    model = open_model(checkpoint, device)
+    for path in make_figures(model, load_dataset(model.recipe, "test"), output, seed):
+        typer.echo(f"wrote {path}")

@@ -1,0 +1,69 @@
+"""``toolkit sweep``: one recipe over several seeds and label counts, then one table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..errors import ToolkitError
+from . import app
+from .recipe import SET_HELP
+
+
+def _ints(text: str, what: str) -> list:
+    try:
+        return [int(x) if x != "all" else "all" for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ToolkitError(f"{what} expects a comma-separated list of integers, got '{text}'") from None
+
+
+@app.command("sweep")
+def sweep(
+    recipe: Path = typer.Argument(..., help="Recipe YAML."),
+    seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds."),
+    labels: str = typer.Option("20,50,100", "--labels", help="Comma-separated label counts."),
+    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    out: Optional[Path] = typer.Option(None, "--out", help="Sweep folder (default: runs/sweep-NAME)."),
+    device: Optional[str] = typer.Option(None, "--device"),
+):
+    """Train and evaluate every (labels, seed) pair; resumable; writes summary.json and summary.md."""
+    from ..evaluate import evaluate, report_path, write_report
+    from ..model import load_model
+    from ..recipe import load_recipe, resolve
+    from .. import sweep as sw
+    from .train import _train
+
+    base = resolve(load_recipe(recipe, set_), str(recipe))
+    out = out or Path("runs") / f"sweep-{base.name}"
+    reports: dict = {}
+    for count in _ints(labels, "--labels"):
+        for seed in _ints(seeds, "--seeds"):
+            folder = sw.run_dir(out, count, seed)
+            r = resolve(load_recipe(recipe, [*set_, f"seed={seed}", f"data.labels={count}"]), str(recipe))
+            status = sw.state(folder, r.train.steps)
+            typer.echo(f"[labels {count}, seed {seed}] {status}: {folder}", err=True)
+            if status != "done":
+                _train(r, folder, device or r.train.device, status == "partial", False)
+            final = sw.final_checkpoint(folder, r.train.steps)
+            cached = report_path(final)
+            if cached.is_file():
+                report = json.loads(cached.read_text())
+            else:
+                model = load_model(final, _device(device or r.train.device))
+                cfg = r.evaluate
+                report = evaluate(model, cfg.classifier_path(), cfg.samples_per_class, cfg.seed)
+                write_report(report, cached)
+            report["seed"] = seed
+            reports.setdefault(count, []).append(report)
+    summary = sw.summarise(reports)
+    json_path, md_path = sw.write_summary(out, summary)
+    typer.echo(sw.markdown(summary) + f"wrote {json_path} and {md_path}")
+
+
+def _device(name: str) -> str:
+    from ..train import pick_device
+
+    return str(pick_device(name))

@@ -1,0 +1,114 @@
+"""How well a model does what it promises, measured as in the paper.
+
+- **generator error**: the share of generated images that a separately trained classifier
+  does not recognise as the class that was asked for (N per class; overall and per class);
+- **encoder accuracy**: the encoder's class on held-out images, per supervised variable;
+- **reconstruction error**: mean squared error per pixel of G(E(x)) on held-out images.
+
+Every report carries its protocol (classifier file hash, the hash of the data that tested the
+classifier, N, seed, step) so that numbers can be compared honestly. Generated images are
+classified as tensors (the authors' code saved them as min-max-stretched JPEGs first).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from .errors import ToolkitError
+
+REPORT_SUFFIX = ".eval.json"
+
+
+def generator_error(model, classifier, variable: str, per_class: int, seed: int, batch: int = 500) -> dict:
+    """Per-class and overall error of generated images judged by ``classifier``."""
+    from .classifier import predict
+
+    var = model.spec[variable]
+    g = torch.Generator().manual_seed(seed)
+    errors = {}
+    for k, name in enumerate(var.classes):
+        wrong = 0
+        for start in range(0, per_class, batch):
+            n = min(batch, per_class - start)
+            z = model.spec.assign(model.spec.sample(n, generator=g), {variable: k})
+            images = model.decode(z)
+            wrong += int((predict(classifier, images.to(next(classifier.parameters()).device)).cpu() != k).sum())
+        errors[name] = wrong / per_class
+    return {"overall": sum(errors.values()) / len(errors), "per_class": errors}
+
+
+@torch.no_grad()
+def encoder_metrics(model, test) -> dict:
+    """Encoder accuracy per supervised variable and reconstruction MSE on a test ImageSet."""
+    correct = {v.name: 0 for v in model.spec.supervised}
+    total = dict.fromkeys(correct, 0)
+    sq_error, pixels = 0.0, 0
+    for start in range(0, len(test), 500):
+        x = test.images[start : start + 500].float() / 255.0
+        raw = model.networks.encoder(x.to(model.device))
+        for v in model.spec.supervised:
+            labels = test.labels.get(v.label)
+            if labels is None:
+                continue
+            y = labels[start : start + 500]
+            known = y >= 0
+            pred = raw[:, model.spec.slices[v.name]].argmax(1).cpu()
+            correct[v.name] += int((pred[known] == y[known]).sum())
+            total[v.name] += int(known.sum())
+        rec = model.networks.generator(model.spec.code(raw)).cpu()
+        sq_error += float((rec - x).square().sum())
+        pixels += x.numel()
+    accuracy = {k: correct[k] / total[k] for k in correct if total[k]}
+    return {"encoder_accuracy": accuracy, "reconstruction_mse": sq_error / max(pixels, 1)}
+
+
+def class_variable_for(model, classifier_meta: dict) -> str:
+    """The latent variable supervised by the attribute the classifier was trained on."""
+    attribute = classifier_meta.get("attribute")
+    for v in model.spec.categorical:
+        if v.label == attribute:
+            if len(v.classes) != len(classifier_meta.get("classes", [])):
+                raise ToolkitError(f"classifier has {len(classifier_meta['classes'])} classes, variable '{v.name}' has {len(v.classes)}")
+            return v.name
+    labelled = ", ".join(f"{v.name} ({v.label})" for v in model.spec.supervised) or "none"
+    raise ToolkitError(f"the classifier judges attribute '{attribute}', but no latent variable is supervised by it (supervised: {labelled})")
+
+
+def evaluate(model, classifier_path: str | Path | None, per_class: int = 500, seed: int = 0, test=None) -> dict:
+    """The full report for one checkpoint (see the module docstring)."""
+    from .train import load_dataset
+
+    report: dict = {"checkpoint": str(model.path) if model.path else None, "step": model.step,
+                    "protocol": {"samples_per_class": per_class, "seed": seed}}
+    if test is None:
+        test = load_dataset(model.recipe, "test")
+    report.update(encoder_metrics(model, test))
+    report["protocol"]["test_images"] = len(test)
+    if classifier_path is not None:
+        from .classifier import classifier_hash, load_classifier
+
+        classifier, meta = load_classifier(classifier_path, device=model.device)
+        variable = class_variable_for(model, meta)
+        report["generator_error"] = generator_error(model, classifier, variable, per_class, seed)
+        report["generator_error"]["variable"] = variable
+        report["protocol"].update({
+            "classifier": str(classifier_path),
+            "classifier_sha256": classifier_hash(classifier_path),
+            "classifier_test_accuracy": meta.get("test_accuracy"),
+            "classifier_data_hash": meta.get("data_hash"),
+        })
+    return report
+
+
+def report_path(checkpoint: Path) -> Path:
+    return Path(checkpoint).with_suffix(REPORT_SUFFIX)
+
+
+def write_report(report: dict, path: Path) -> Path:
+    from .images import atomic_write
+
+    atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
+    return path
