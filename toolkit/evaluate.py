@@ -90,6 +90,7 @@ def evaluate(model, classifier_path: str | Path | None, per_class: int = 500, se
     if classifier_path is not None:
         from .classifier import classifier_hash, load_classifier
 
+        require_classifier(classifier_path, model.recipe)
         classifier, meta = load_classifier(classifier_path, device=model.device)
         variable = class_variable_for(model, meta)
         report["generator_error"] = generator_error(model, classifier, variable, per_class, seed)
@@ -101,6 +102,16 @@ def evaluate(model, classifier_path: str | Path | None, per_class: int = 500, se
             "classifier_data_hash": meta.get("data_hash"),
         })
     return report
+
+
+def require_classifier(path: str | Path, recipe) -> None:
+    """A missing classifier is a user error that says how to make one."""
+    if not Path(path).is_file():
+        label = next((v.label for v in recipe.latent.variables.values() if v.label), "ATTRIBUTE")
+        raise ToolkitError(
+            f"classifier not found: {path}; train it with: toolkit classifier train {recipe.data.dataset} "
+            f"--attribute {label} -o {path}"
+        )
 
 
 def report_path(checkpoint: Path) -> Path:

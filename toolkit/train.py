@@ -326,7 +326,7 @@ class Trainer:
     def _evaluate(self) -> dict:
         """Encoder accuracy on held-out images (and, with a classifier, the full report)."""
         cfg = self.recipe.evaluate
-        if cfg.classifier_path() is None:
+        if cfg.classifier_path() is None or not cfg.classifier_path().is_file():
             acc = self.encoder_accuracy()
             if acc:
                 self.log({"step": self.step, "encoder_accuracy": acc})

@@ -74,6 +74,10 @@ def _train(recipe, run_dir: Path, device: str, resuming: bool, dry_run: bool) ->
         trainer.load_resume()
         console.print(f"resuming {run_dir} at step {trainer.step}")
     console.print(f"training '{recipe.name}' on {trainer.device} -> {run_dir}")
+    judge = recipe.evaluate.classifier_path()
+    if judge is not None and not judge.is_file():
+        console.print(f"note: classifier {judge} not found, so generator error is not measured during training "
+                      f"(toolkit classifier train --help)")
     total = recipe.train.steps
     columns = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[speed]}"),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[losses]}")]
