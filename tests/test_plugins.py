@@ -52,12 +52,13 @@ def test_entry_points_find_the_builtins(plugins):
         assert info.error is None
         assert info.distribution.replace("_", "-").lower() == "toolkit-gan"
         assert info.version == version
-    assert plugins.info["paper"].hooks == ["register_losses", "register_networks"]
+    assert plugins.info["paper"].hooks == ["register_classifiers", "register_losses", "register_networks"]
     assert plugins.info["data"].hooks == ["register_datasets"]
     assert "paper28" in plugins.registry("network")
     assert plugins.registry("loss").names() == ["adv", "info", "rec", "sup"]
     assert {"mnist", "fashion-mnist", "fashion-mnist-mini", "image-folder"} <= set(plugins.registry("dataset").names())
-    assert plugins.info["paper"].registered == {"network": ["paper28"], "loss": ["sup", "rec", "info", "adv"]}
+    assert plugins.info["paper"].registered == {"network": ["paper28"], "loss": ["sup", "rec", "info", "adv"],
+                                                "classifier": ["cnn28"]}
     entry = plugins.registry("network").get("paper28")
     assert entry.plugin == "paper" and entry.kind == "network" and entry.description
 

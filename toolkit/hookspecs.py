@@ -36,5 +36,14 @@ def register_losses(register):
 
 
 @hookspec
+def register_classifiers(register):
+    """Register image classifiers: ``register(name, factory, options=Model, description=...)``.
+
+    ``factory(image_shape, num_classes, options)`` returns an ``nn.Module`` mapping images
+    ``(B, C, H, W)`` in [0, 1] to logits ``(B, num_classes)`` (see :mod:`toolkit.classifier`).
+    """
+
+
+@hookspec
 def register_commands(cli):
     """Add commands to the ``toolkit`` typer application ``cli``."""

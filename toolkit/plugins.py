@@ -24,7 +24,12 @@ from .registry import Entry, Registry
 
 GROUP = "toolkit"
 # hook name -> registry kind (singular, used in messages)
-KINDS = {"register_datasets": "dataset", "register_networks": "network", "register_losses": "loss"}
+KINDS = {
+    "register_datasets": "dataset",
+    "register_networks": "network",
+    "register_losses": "loss",
+    "register_classifiers": "classifier",
+}
 
 
 @dataclass
@@ -113,7 +118,7 @@ class Plugins:
 
     # -- registries ----------------------------------------------------------------------
     def registry(self, kind: str) -> Registry:
-        """The registry of ``kind`` ('dataset', 'network' or 'loss'), collected on first use."""
+        """The registry of ``kind`` ('dataset', 'network', 'loss', 'classifier'), collected on first use."""
         if self._registries is None:
             self._registries = self._collect()
         return self._registries[kind]

@@ -1,11 +1,11 @@
-"""Built-in plugin: the networks and loss terms of Hinz & Wermter (2018).
+"""Built-in plugin: the networks and loss terms of Hinz & Wermter (2018), and a reference classifier.
 
 Registered lazily: torch-heavy modules are imported when a thing is built.
 """
 
 from toolkit.hookspecs import hookimpl
 
-from .options import AdvOptions, InfoOptions, Paper28Options, RecOptions, SupOptions
+from .options import AdvOptions, Cnn28Options, InfoOptions, Paper28Options, RecOptions, SupOptions
 
 
 @hookimpl
@@ -28,3 +28,9 @@ def register_losses(register):
              description="-log E(c | G(u, c)) on generated images, trains G and E (L_I)")
     register("adv", "toolkit_paper.losses:Adversarial", options=AdvOptions,
              description="BiGAN-style joint discriminator D(x, z) (L_adv)")
+
+
+@hookimpl
+def register_classifiers(register):
+    register("cnn28", "toolkit_paper.classifier:build", options=Cnn28Options,
+             description="compact CNN for 28x28 images (conv32x2, conv64x2, FC 256): judges generated images")

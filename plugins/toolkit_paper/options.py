@@ -47,3 +47,8 @@ class AdvOptions(_Options):
     form: Literal["nonsaturating", "minimax"] = Field(
         "nonsaturating", description="code: non-saturating, label-flipped G/E loss; paper: minimax"
     )
+
+
+class Cnn28Options(_Options):
+    width: float = Field(1.0, gt=0, le=4, description="channel multiplier (small values for smoke tests)")
+    dropout: float = Field(0.3, ge=0, lt=1, description="dropout before each fully connected layer")

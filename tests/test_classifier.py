@@ -1,0 +1,159 @@
+"""Reference classifiers: a tiny training run, the file round trip, predict, the CLI."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from toolkit.checkpoint import write_safetensors
+from toolkit.classifier import (
+    classifier_hash, data_hash, load_classifier, predict, read_classifier_meta, save_classifier, shift, train_classifier,
+)
+from toolkit.errors import CheckpointError, ToolkitError
+from toolkit.plugins import registry
+
+# 600 images, 2 epochs of batches of 32, width 0.25: seeds 0-3 gave 57-68% on the 1,000 test images
+TINY = dict(network_options={"width": 0.25}, epochs=2, batch_size=32, lr=3e-3, limit=600, seed=0)
+CLI_TINY = ["--network-option", "width=0.25", "--epochs", "1", "--batch-size", "32", "--limit", "300"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny convolutions run faster on one thread (and do not fight other jobs for cores)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    module, meta = train_classifier("fashion-mnist-mini", {}, "item", **TINY)
+    path = save_classifier(tmp_path_factory.mktemp("clf") / "fm-item.safetensors", module, meta)
+    return module, meta, path
+
+
+def test_cnn28_is_registered():
+    entry = registry("classifier").get("cnn28")
+    assert entry.plugin == "paper" and entry.description
+    net = entry.build((1, 28, 28), 10, options={"width": 0.25})
+    assert net(torch.rand(3, 1, 28, 28)).shape == (3, 10)
+
+
+def test_tiny_classifier_learns(trained):
+    module, meta, _ = trained
+    assert not module.training
+    assert meta["test_accuracy"] > 0.5  # chance is 0.1
+    assert meta["kind"] == "classifier" and meta["format"] == 1
+    assert meta["dataset"] == "fashion-mnist-mini" and meta["dataset_options"] == {} and meta["attribute"] == "item"
+    assert meta["classes"][:2] == ["t-shirt", "trouser"] and len(meta["classes"]) == 10
+    assert meta["image_shape"] == [1, 28, 28] and meta["test_images"] == 1000
+    assert meta["network"] == "cnn28" and meta["network_options"] == {"width": 0.25, "dropout": 0.3}
+    assert meta["epochs"] == 2 and meta["seed"] == 0 and meta["training"]["train_images"] == 600
+    assert re.fullmatch(r"[0-9a-f]{64}", meta["data_hash"]) and "torch" in meta["versions"]
+
+
+def test_round_trip(trained):
+    module, meta, path = trained
+    loaded, meta2 = load_classifier(path)
+    assert meta2 == meta and not loaded.training
+    _, meta3 = load_classifier(path)
+    assert meta3["data_hash"] == meta["data_hash"]
+    test = registry("dataset").get("fashion-mnist-mini").build(options={}, split="test")
+    assert data_hash(test.images, test.labels["item"]) == meta["data_hash"]  # every test image is labeled
+    predicted = predict(loaded, test.images)
+    assert torch.equal(predicted, predict(module, test.images))
+    assert (predicted == test.labels["item"]).float().mean().item() == pytest.approx(meta["test_accuracy"])
+    assert classifier_hash(path) == classifier_hash(path) and re.fullmatch(r"[0-9a-f]{64}", classifier_hash(path))
+
+
+def test_data_hash_depends_on_images_and_labels():
+    images, labels = torch.zeros(4, 1, 2, 2, dtype=torch.uint8), torch.arange(4)
+    base = data_hash(images, labels)
+    assert data_hash(images.clone(), labels.clone()) == base
+    assert data_hash(images, labels.flip(0)) != base
+    images[0, 0, 0, 0] = 1
+    assert data_hash(images, labels) != base
+
+
+def test_predict(trained):
+    module, _, _ = trained
+    images = torch.randint(0, 256, (7, 1, 28, 28), dtype=torch.uint8)
+    out = predict(module, images, batch_size=3)
+    assert out.shape == (7,) and out.dtype == torch.long and int(out.min()) >= 0 and int(out.max()) < 10
+    assert torch.equal(out, predict(module, images.float() / 255))
+    module.train()
+    predict(module, images)
+    assert module.training  # predict restores the mode it found
+    module.eval()
+
+
+def test_shift_moves_each_image_by_at_most_max_shift():
+    images = torch.zeros(64, 1, 9, 9)
+    images[:, :, 4, 4] = 1
+    moved = shift(images, 2, torch.Generator().manual_seed(0))
+    assert moved.shape == images.shape and torch.equal(moved.sum((1, 2, 3)), torch.ones(64))
+    where = moved[:, 0].flatten(1).argmax(1)
+    rows, cols = where // 9, where % 9
+    assert set(rows.tolist()) == set(range(2, 7)) and set(cols.tolist()) == set(range(2, 7))
+    assert torch.equal(shift(images, 0, torch.Generator()), images)
+
+
+def test_refuses_other_files(tmp_path):
+    other = tmp_path / "gan.safetensors"
+    write_safetensors(other, {"w": torch.zeros(2)}, {"format": 1, "kind": "checkpoint"})
+    with pytest.raises(CheckpointError, match="a toolkit checkpoint file, not a classifier"):
+        load_classifier(other)
+    bare = tmp_path / "bare.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(2)}, str(bare))
+    with pytest.raises(CheckpointError, match="without toolkit metadata"):
+        read_classifier_meta(bare)
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("fashion-mnist-mini", {}, "colour"), r"^the dataset has no attribute 'colour': available: item$"),
+        (("fashion-mnist-mini", {"root": "x"}, "item"), r"^dataset_options\.root: unknown key"),
+        (("mnist", {"root": "nowhere", "download": False}, "digit"), r"^MNIST not found under nowhere"),
+        (("fashion-mnist-mini", {}, "item", "cnn29"), r"^unknown classifier 'cnn29': did you mean 'cnn28'\?"),
+        (("fashion-mnist-mini", {}, "item", "cnn28", {"widht": 2}), r"^network_options\.widht: unknown key"),
+    ],
+)
+def test_user_errors(args, message):
+    with pytest.raises(ToolkitError, match=message):
+        train_classifier(*args, epochs=1, limit=10)
+
+
+# -- command line --------------------------------------------------------------------------
+def toolkit(*args, cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "toolkit", *map(str, args)], cwd=cwd, capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def test_cli_train_and_show(tmp_path):
+    done = toolkit("classifier", "train", "fashion-mnist-mini", "--attribute", "item", *CLI_TINY, "-o", "c.safetensors",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    match = re.search(r"test accuracy (\d+\.\d\d)% on 1000 images; saved c\.safetensors", done.stdout)
+    assert match, done.stdout
+    meta = read_classifier_meta(tmp_path / "c.safetensors")
+    assert meta["training"]["train_images"] == 300 and meta["network_options"]["width"] == 0.25
+    shown = toolkit("classifier", "show", "c.safetensors", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert f"test accuracy: {match.group(1)}% on 1000 images" in shown.stdout
+    assert meta["data_hash"] in shown.stdout and "fashion-mnist-mini" in shown.stdout
+    assert classifier_hash(tmp_path / "c.safetensors") in shown.stdout
+
+
+def test_cli_unknown_attribute_prints_one_line_and_exits_1(tmp_path):
+    done = toolkit("classifier", "train", "fashion-mnist-mini", "--attribute", "colour", "--epochs", "1", cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == "error: the dataset has no attribute 'colour': available: item"
+    assert "Traceback" not in done.stderr and not list(tmp_path.iterdir())

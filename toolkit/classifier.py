@@ -1,0 +1,226 @@
+"""Reference classifiers: train one on a data set's attribute, save it, judge images with it.
+
+A classifier file is a safetensors file of the network's weights; its metadata records the
+data set and attribute, the class names, the network, the test accuracy and ``data_hash``
+(sha256 of the test images and labels that measured it), so an evaluation can say exactly
+which classifier and which data judged it (:func:`classifier_hash` names the file itself).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel
+
+from . import checkpoint as ckpt
+from .data import ImageSet
+from .errors import CheckpointError, ToolkitError
+
+KIND = "classifier"
+SHIFT = 2  # augmentation: random translation of up to this many pixels
+
+
+def data_hash(images: torch.Tensor, labels: torch.Tensor) -> str:
+    """sha256 hex of uint8 images ``(N, C, H, W)`` followed by their int64 labels (little endian)."""
+    h = hashlib.sha256()
+    h.update(images.detach().to("cpu", torch.uint8).contiguous().numpy().tobytes())
+    h.update(labels.detach().to("cpu", torch.int64).contiguous().numpy().astype("<i8").tobytes())
+    return h.hexdigest()
+
+
+def classifier_hash(path: str | Path) -> str:
+    """sha256 hex of the classifier file (to pin it in an evaluation protocol)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _dump(options) -> dict:
+    return options.model_dump(mode="json") if isinstance(options, BaseModel) else dict(options or {})
+
+
+def build_classifier(network: str, image_shape, num_classes: int, options=None) -> torch.nn.Module:
+    """Build a registered classifier network for images ``(C, H, W)`` and ``num_classes``."""
+    from .plugins import registry
+
+    entry = registry(KIND).get(network)
+    module = entry.build(tuple(image_shape), num_classes, options=options, where="network_options")
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"classifier '{network}' (plugin {entry.plugin}) must return a torch.nn.Module")
+    return module
+
+
+def _labeled(data: ImageSet, attribute: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    labels = data.attribute(attribute)
+    rows = (labels >= 0).nonzero().flatten()
+    if not len(rows):
+        raise ToolkitError(f"the {split} split has no labeled images for attribute '{attribute}'")
+    return data.images[rows], labels[rows]
+
+
+def shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> torch.Tensor:
+    """Translate each image by its own random (dy, dx) in [-max_shift, max_shift], zero-filled."""
+    if max_shift <= 0:
+        return images
+    b, c, h, w = images.shape
+    dy, dx = torch.randint(0, 2 * max_shift + 1, (2, b, 1), generator=generator).to(images.device)
+    rows = (torch.arange(h, device=images.device) + dy)[:, None, :, None]
+    cols = (torch.arange(w, device=images.device) + dx)[:, None, None, :]
+    padded = F.pad(images, (max_shift,) * 4)
+    batch = torch.arange(b, device=images.device)[:, None, None, None]
+    channel = torch.arange(c, device=images.device)[None, :, None, None]
+    return padded[batch, channel, rows, cols]
+
+
+@torch.no_grad()
+def predict(module: torch.nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Class indices (int64, on the images' device) for images in [0, 1] (or uint8 0-255)."""
+    device = next(module.parameters()).device
+    was_training = module.training
+    module.eval()
+    try:
+        out = []
+        for start in range(0, len(images), batch_size):
+            x = images[start : start + batch_size].to(device)
+            x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
+            out.append(module(x).argmax(1))
+        result = torch.cat(out) if out else torch.zeros(0, dtype=torch.long, device=device)
+    finally:
+        module.train(was_training)
+    return result.to(images.device)
+
+
+def train_classifier(
+    dataset: str,
+    dataset_options: dict | None,
+    attribute: str,
+    network: str = "cnn28",
+    network_options: dict | None = None,
+    epochs: int = 8,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    device="cpu",
+    progress=None,
+    limit: int | None = None,
+    max_shift: int = SHIFT,
+) -> tuple[torch.nn.Module, dict]:
+    """Train ``network`` to predict ``attribute`` of ``dataset``; returns ``(module in eval mode, meta)``.
+
+    Uses only labeled rows; Adam with cosine decay; random shifts of up to ``max_shift`` px;
+    the test accuracy is measured once, at the end. ``limit`` caps the training images (a
+    random subset drawn from ``seed``). ``progress(step, total, info)`` is called as it trains.
+    """
+    from .plugins import registry
+    from .train import pick_device
+
+    if epochs < 1 or batch_size < 2 or (limit is not None and limit < 2):
+        raise ToolkitError(f"epochs must be >= 1, batch_size and limit >= 2 (got {epochs}, {batch_size}, {limit})")
+    device = pick_device(device) if isinstance(device, str) else torch.device(device)
+    parsed_net = registry(KIND).get(network).parse_options(network_options, where="network_options")
+    entry = registry("dataset").get(dataset)
+    options = entry.parse_options(dataset_options, where="dataset_options")
+    train = entry.build(options=options, split="train")
+    train.attribute(attribute)  # a wrong attribute fails before the test split is read
+    test = entry.build(options=options, split="test")
+    classes = list(train.classes[attribute])
+    images, labels = _labeled(train, attribute, "train")
+    if len(images) < 2:
+        raise ToolkitError(f"attribute '{attribute}' has {len(images)} labeled training image(s); at least 2 are needed")
+    test_images, test_labels = _labeled(test, attribute, "test")
+    if test.shape != train.shape:
+        raise ToolkitError(f"test images are {test.shape}, training images {train.shape}")
+
+    g = torch.Generator().manual_seed(seed)
+    if limit is not None and limit < len(images):
+        rows = torch.randperm(len(images), generator=g)[:limit]
+        images, labels = images[rows], labels[rows]
+    torch.manual_seed(seed)
+    module = build_classifier(network, train.shape, len(classes), parsed_net).to(device)
+
+    images, labels = images.to(device), labels.to(device)
+    n = len(images)
+    per_epoch = max(1, n // batch_size)  # fewer images than a batch: one batch of all
+    total = epochs * per_epoch
+    optimizer = torch.optim.Adam(module.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, total) / total)))
+    started, step, loss_sum = time.time(), 0, torch.zeros((), device=device)
+    module.train()
+    for epoch in range(1, epochs + 1):
+        order = torch.randperm(n, generator=g).to(device)
+        for i in range(per_epoch):  # full batches only (BatchNorm needs >= 2 images)
+            index = order[i * batch_size : (i + 1) * batch_size]
+            x = shift(images[index].float() / 255, max_shift, g)
+            loss = F.cross_entropy(module(x), labels[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            step += 1
+            loss_sum += loss.detach()
+            if progress is not None and (step % 50 == 0 or i == per_epoch - 1):
+                progress(step, total, {"epoch": epoch, "loss": float(loss_sum) / (i + 1)})
+        loss_sum.zero_()
+    module.eval()
+    correct = (predict(module, test_images.to(device)) == test_labels.to(device)).sum().item()
+    accuracy = correct / len(test_labels)
+    meta = {
+        "format": ckpt.FORMAT,
+        "kind": KIND,
+        "dataset": dataset,
+        "dataset_options": _dump(options),
+        "attribute": attribute,
+        "classes": classes,
+        "image_shape": list(train.shape),
+        "network": network,
+        "network_options": _dump(parsed_net),
+        "test_accuracy": accuracy,
+        "test_images": len(test_labels),
+        "data_hash": data_hash(test_images, test_labels),
+        "epochs": epochs,
+        "seed": seed,
+        "training": {"train_images": n, "batch_size": batch_size, "lr": lr, "max_shift": max_shift,
+                     "seconds": round(time.time() - started, 1), "device": str(device)},
+        "versions": ckpt.versions(),
+    }
+    return module, meta
+
+
+def save_classifier(path: str | Path, module: torch.nn.Module, meta: dict) -> Path:
+    """Write the weights and ``meta`` as one safetensors file, atomically."""
+    path = Path(path)
+    ckpt.write_safetensors(path, module.state_dict(), meta)
+    return path
+
+
+def read_classifier_meta(path: str | Path) -> dict:
+    """The metadata of a classifier file; other toolkit files are refused."""
+    meta = ckpt.read_meta(path)
+    if meta.get("kind") != KIND:
+        raise CheckpointError(
+            f"{path}: a toolkit {meta.get('kind', 'unknown')} file, not a classifier "
+            "(make one with: toolkit classifier train DATASET --attribute ATTR)"
+        )
+    return meta
+
+
+def load_classifier(path: str | Path, device="cpu") -> tuple[torch.nn.Module, dict]:
+    """``(module in eval mode, meta)`` from a file written by :func:`save_classifier`."""
+    meta = read_classifier_meta(path)
+    try:
+        module = build_classifier(meta["network"], meta["image_shape"], len(meta["classes"]), meta["network_options"])
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: classifier metadata lacks {exc}") from None
+    try:
+        module.load_state_dict(ckpt.read_tensors(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not fit classifier '{meta['network']}': {first}") from None
+    return module.to(device).eval(), meta

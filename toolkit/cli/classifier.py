@@ -1,0 +1,93 @@
+"""``toolkit classifier train|show``: reference classifiers that judge generated images."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from . import app
+
+classifier_app = typer.Typer(help="Train or inspect reference classifiers (to judge generated images).",
+                             no_args_is_help=True)
+app.add_typer(classifier_app, name="classifier")
+
+OPTION_HELP = "A dataset option: key=value (value read as YAML), e.g. root=~/data, download=false. Repeatable."
+DEFAULT_DIR = Path("~/.cache/toolkit/classifiers")
+
+
+def default_path(dataset: str, attribute: str) -> Path:
+    return (DEFAULT_DIR / f"{dataset}-{attribute}.safetensors").expanduser()
+
+
+@classifier_app.command("train")
+def train(
+    dataset: str = typer.Argument(..., help="Registered dataset (see toolkit plugins)."),
+    attribute: str = typer.Option(..., "--attribute", "-a", help="The labeled attribute to predict."),
+    option: list[str] = typer.Option([], "--option", help=OPTION_HELP),
+    network: str = typer.Option("cnn28", "--network", help="Registered classifier network."),
+    network_option: list[str] = typer.Option([], "--network-option", help="A network option: key=value. Repeatable."),
+    epochs: int = typer.Option(8, "--epochs", min=1),
+    batch_size: int = typer.Option(128, "--batch-size", min=2),
+    lr: float = typer.Option(1e-3, "--lr"),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output file (default: ~/.cache/toolkit/classifiers/DATASET-ATTR.safetensors)."),
+    limit: Optional[int] = typer.Option(None, "--limit", hidden=True, help="Train on at most this many images (tests)."),
+):
+    """Train a classifier for DATASET's ATTRIBUTE; save it with its test accuracy and data hash."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from ..classifier import save_classifier, train_classifier
+    from ..recipe import apply_overrides
+
+    dataset_options = apply_overrides({}, option, source="--option")
+    network_options = apply_overrides({}, network_option, source="--network-option")
+    out = out or default_path(dataset, attribute)
+    console = Console(stderr=True, soft_wrap=True)
+    console.print(f"training classifier '{network}' for {dataset} / {attribute} ({epochs} epochs) -> {out}")
+    columns = [TextColumn("[bold]classifier"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
+               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
+    with Progress(*columns, console=console, transient=False) as bar:
+        task = bar.add_task("train", total=None, info="loading data")
+
+        def update(step: int, total: int, info: dict):
+            bar.update(task, completed=step, total=total, info=f"epoch {info['epoch']}/{epochs} loss {info['loss']:.4f}")
+
+        module, meta = train_classifier(dataset, dataset_options, attribute, network, network_options, epochs=epochs,
+                                        batch_size=batch_size, lr=lr, seed=seed, device=device, progress=update,
+                                        limit=limit)
+    save_classifier(out, module, meta)
+    typer.echo(f"test accuracy {meta['test_accuracy']:.2%} on {meta['test_images']} images; saved {out}")
+
+
+@classifier_app.command("show")
+def show(
+    path: Path = typer.Argument(..., help="A classifier .safetensors file."),
+    as_json: bool = typer.Option(False, "--json", help="Print the metadata as JSON."),
+):
+    """Print a classifier's data set, accuracy, hashes and training settings."""
+    from ..classifier import classifier_hash, read_classifier_meta
+
+    meta = read_classifier_meta(path)
+    if as_json:
+        typer.echo(json.dumps({**meta, "file_sha256": classifier_hash(path)}, indent=2))
+        return
+    options = ", ".join(f"{k}={v}" for k, v in meta.get("dataset_options", {}).items()) or "-"
+    net_options = ", ".join(f"{k}={v}" for k, v in meta.get("network_options", {}).items()) or "-"
+    versions = ", ".join(f"{k} {v}" for k, v in meta.get("versions", {}).items())
+    lines = [
+        f"file:          {path}",
+        f"file sha256:   {classifier_hash(path)}",
+        f"dataset:       {meta.get('dataset')} ({options})",
+        f"attribute:     {meta.get('attribute')}: {len(meta.get('classes', []))} classes ({', '.join(meta.get('classes', []))})",
+        f"network:       {meta.get('network')} ({net_options}); images {tuple(meta.get('image_shape', []))}",
+        f"test accuracy: {meta.get('test_accuracy', float('nan')):.2%} on {meta.get('test_images')} images",
+        f"data hash:     {meta.get('data_hash')}",
+        f"trained:       {meta.get('epochs')} epochs, seed {meta.get('seed')}",
+        f"versions:      {versions}",
+    ]
+    typer.echo("\n".join(lines))
