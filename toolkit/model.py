@@ -34,12 +34,11 @@ class Model:
         return next(self.networks.parameters()).device
 
     def _values(self, values) -> dict:
+        """``['item=bag']`` or ``{'item': 'bag' | 8, 'c1': 0.5}`` -> checked values."""
         if not values:
             return {}
-        if isinstance(values, dict) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values.values()):
-            for name in values:
-                self.spec[name]
-            return dict(values)
+        if isinstance(values, dict):
+            values = {name: str(value) for name, value in values.items()}
         return self.spec.parse_assignments(values)
 
     @torch.no_grad()

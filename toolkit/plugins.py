@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import sys
 import warnings
 from dataclasses import dataclass, field
 
@@ -182,4 +181,3 @@ def reset() -> None:
     """Forget the loaded plugins (tests; a changed environment)."""
     global _PLUGINS
     _PLUGINS = None
-    sys.modules.pop("toolkit._loaded", None)
