@@ -145,9 +145,9 @@ class Trainer:
             for group in opt.param_groups:
                 group["lr"] = lr * factor
             opt.zero_grad(set_to_none=True)
-        if torch.is_tensor(d_total):
+        if torch.is_tensor(d_total) and d_total.requires_grad:
             d_total.backward(inputs=self.networks.d_parameters(), retain_graph=True)
-        if torch.is_tensor(ge_total):
+        if torch.is_tensor(ge_total) and ge_total.requires_grad:
             ge_total.backward(inputs=self.networks.ge_parameters())
         self.opt_d.step()
         self.opt_ge.step()
