@@ -103,3 +103,25 @@ def test_sweep_trains_every_setting_and_resumes_without_retraining(tmp_path):
     again = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert again.returncode == 0, again.stderr
     assert again.stderr.count("done:") == 2 and "training" not in again.stderr
+
+
+def test_evaluation_during_training_goes_to_the_metrics_log(tmp_path):
+    from toolkit.classifier import save_classifier, train_classifier
+    from toolkit.train import Trainer
+
+    module, meta = train_classifier("fashion-mnist-mini", {}, "item", network_options={"width": 0.25},
+                                    epochs=1, batch_size=32, limit=200)
+    judge = save_classifier(tmp_path / "judge.safetensors", module, meta)
+    recipe = tiny_recipe(steps=4, checkpoint_every=100)
+    recipe.evaluate.classifier = str(judge)
+    recipe.evaluate.every = 2
+    recipe.evaluate.samples_per_class = 3
+    Trainer(recipe, tmp_path / "run", "cpu").run()
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    evaluations = [r for r in records if "generator_error" in r]
+    assert [r["step"] for r in evaluations] == [2, 4]
+    assert 0 <= evaluations[0]["generator_error"] <= 1 and len(evaluations[0]["generator_error_per_class"]) == 10
+    import importlib.util
+
+    if importlib.util.find_spec("tensorboard"):  # optional: pip install toolkit-gan[tensorboard]
+        assert (tmp_path / "run" / "tensorboard").is_dir()
