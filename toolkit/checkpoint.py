@@ -40,6 +40,8 @@ def read_meta(path: str | Path) -> dict:
     from safetensors import safe_open
 
     path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a folder, expected a .safetensors file (a run keeps them in checkpoints/)")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
@@ -48,7 +50,7 @@ def read_meta(path: str | Path) -> dict:
     except Exception as exc:  # safetensors raises its own error types for bad headers
         head = path.read_bytes()[:2]
         hint = " (it looks like a pickle: only safetensors checkpoints are loaded)" if head[:1] == b"\x80" or head == b"PK" else ""
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint{hint}: {exc}") from None
+        raise CheckpointError(f"{path}: not a readable safetensors checkpoint{hint or _truncated(path)}: {exc}") from None
     if raw is None:
         raise CheckpointError(f"{path}: safetensors file without toolkit metadata (not written by toolkit)")
     try:
@@ -58,6 +60,19 @@ def read_meta(path: str | Path) -> dict:
     if meta.get("format") != FORMAT:
         raise CheckpointError(f"{path}: checkpoint format {meta.get('format')!r}, this toolkit reads {FORMAT}")
     return meta
+
+
+def _truncated(path: Path) -> str:
+    """`` (truncated: N of M bytes)`` when the file is shorter than its safetensors header says."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size)) if size < 100_000_000 else {}
+        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+        have, want = path.stat().st_size, 8 + size + end
+    except Exception:  # not even a readable header: nothing more to say
+        return ""
+    return f" (truncated: {have:,} of {want:,} bytes)" if have < want else ""
 
 
 def read_tensors(path: str | Path, device="cpu") -> dict[str, torch.Tensor]:

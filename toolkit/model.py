@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from pydantic import ValidationError
 
 from .checkpoint import read_meta, read_tensors
 from .errors import CheckpointError, ToolkitError
 from .latent import LatentSpec
 from .networks import Networks, build_networks
-from .recipe import Recipe
+from .recipe import Recipe, format_validation_error
 
 
 @dataclass
@@ -85,10 +86,18 @@ def load_model(path: str | Path, device: str = "cpu") -> Model:
     """Build the networks named in the checkpoint's metadata and load its weights."""
     path = Path(path)
     meta = read_meta(path)
+    if meta.get("kind", "checkpoint") != "checkpoint":
+        raise CheckpointError(f"{path}: a toolkit {meta['kind']} file, not a model checkpoint "
+                              "(a run keeps those in its checkpoints/ folder)")
     try:
         recipe = Recipe.model_validate(meta["recipe"])
         spec = LatentSpec.from_dict(meta["latent"])
         image_shape = tuple(meta["image_shape"])
+    except KeyError as exc:
+        raise CheckpointError(f"{path}: incomplete toolkit metadata: no {exc}") from None
+    except ValidationError as exc:
+        raise CheckpointError(f"{path}: its recipe does not validate here (written by another toolkit version?): "
+                              f"{format_validation_error(exc, 'recipe', Recipe)}") from None
     except Exception as exc:
         raise CheckpointError(f"{path}: incomplete toolkit metadata: {exc}") from None
     try:

@@ -52,7 +52,7 @@ class Entry:
         except ValidationError as exc:
             from .recipe import format_validation_error
 
-            raise ToolkitError(format_validation_error(exc, prefix=where)) from None
+            raise ToolkitError(format_validation_error(exc, prefix=where, model=self.options)) from None
 
     def build(self, *args, options=None, where: str = "options", **kwargs):
         """Validate the options and call the factory."""

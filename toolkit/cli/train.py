@@ -51,8 +51,12 @@ def train(
             raise ToolkitError("missing RECIPE (e.g. toolkit train recipes/quickstart.yaml), or use --resume RUN_DIR")
         resolved = resolve(load_recipe(recipe, set_), source=str(recipe))
         run_dir = out or new_run_dir(resolved.name)
-        if (run_dir / RESUME_FILE).exists():
-            raise ToolkitError(f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+        if run_dir.exists() and not run_dir.is_dir():
+            raise ToolkitError(f"--out {run_dir}: is a file, not a folder")
+        held = [name for name in (RESUME_FILE, "recipe.yaml", "metrics.jsonl", "checkpoints") if (run_dir / name).exists()]
+        if held:
+            how = f"--resume {run_dir} or another --out" if RESUME_FILE in held else "another --out (or delete it)"
+            raise ToolkitError(f"{run_dir} already holds a run ({', '.join(held)}); use {how}")
     _train(resolved, run_dir, device or resolved.train.device, resume is not None, dry_run)
 
 

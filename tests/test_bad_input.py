@@ -1,0 +1,461 @@
+"""A corpus of bad input: each case shows the one line a user sees, and that nothing breaks.
+
+Every case runs ``toolkit.cli.main()`` in-process (the same path as the ``toolkit`` command:
+a ``ToolkitError`` becomes one line ``error: ...`` on stderr and exit code 1; typer usage
+errors exit 2), and checks the exit code, that no traceback escapes, the key part of the
+message (what, where, what is valid) and, where it matters, that nothing saved is damaged
+and nothing half-written is left behind. The last tests interrupt a real ``toolkit train``
+process with SIGTERM and SIGINT and resume it.
+"""
+
+import copy
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+import toolkit.cli
+from tiny import TINY, tiny_recipe, tiny_yaml
+from toolkit.checkpoint import read_meta
+from toolkit.model import load_model
+from toolkit.train import RESUME_FILE, Trainer
+
+
+# -- running the CLI in-process --------------------------------------------------------------
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """``cli(*args) -> (exit code, stdout, stderr)``, through ``toolkit.cli.main()`` as a user runs it."""
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # main() replaces it
+
+    def run(*args):
+        monkeypatch.setattr(sys, "argv", ["toolkit", *map(str, args)])
+        capsys.readouterr()
+        try:
+            toolkit.cli.main()
+            code = 0
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        # any other exception propagates: that is a traceback the user would see
+        out = capsys.readouterr()
+        return code, out.out, out.err
+
+    return run
+
+
+def error_line(code, err, *fragments, exit_code=1):
+    """Check a user error: the exit code, one ``error:`` line, no traceback, the key fragments."""
+    assert "Traceback" not in err, err
+    assert code == exit_code, err
+    lines = err.strip().splitlines()
+    if exit_code == 1:
+        assert len(lines) == 1 and lines[0].startswith("error: "), err
+    for fragment in fragments:
+        assert fragment in err, f"{fragment!r} not in {err!r}"
+    return lines[0] if lines else ""
+
+
+def snapshot(folder: Path) -> dict:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny trained run (2 steps): its folder, its checkpoint, and a recipe YAML."""
+    base = tmp_path_factory.mktemp("bad-input")
+    run = base / "run"
+    result = Trainer(tiny_recipe(steps=2), run, "cpu").run()
+    recipe = tiny_yaml(base / "tiny.yaml", steps=2)
+    good = base / "good.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(good)
+    return {"run": run, "checkpoint": Path(result["checkpoint"]), "recipe": recipe, "image": good}
+
+
+# -- recipes ---------------------------------------------------------------------------------
+def _edit(change):
+    def write(path):
+        data = copy.deepcopy(TINY)
+        change(data)
+        path.write_text(yaml.safe_dump(data))
+
+    return write
+
+
+def _text(text):
+    return lambda path: path.write_text(text)
+
+
+RECIPES = {
+    # id: (write the recipe at path, extra args, fragments of the message)
+    "unknown-top-level-key": (_edit(lambda d: d.update(epochs=3)), [],
+                              ["epochs: unknown key", "allowed: name, seed, data"]),
+    "unknown-nested-key": (_edit(lambda d: d["optim"].update(batchsize=8)), [],
+                           ["optim.batchsize: unknown key", "allowed: batch_size"]),
+    "wrong-type": (_edit(lambda d: d["train"].update(steps="many")), [],
+                   ["train.steps:", "integer", "'many'"]),
+    "missing-required-key": (_edit(lambda d: d.pop("model")), [], ["model: required key is missing"]),
+    "yaml-syntax-error": (_text("name: tiny\nseed: 0\ndata: {dataset: [fashion-mnist-mini\n"), [],
+                          ["line 4", "invalid YAML"]),
+    "yaml-python-tag": (_text("name: !!python/object/apply:os.system ['touch PWNED']\n"), [],
+                        ["line 1", "python/object/apply:os.system"]),
+    "not-a-mapping": (_text("- name: tiny\n- seed: 0\n"), [], ["must be a YAML mapping, got list"]),
+    "empty-file": (_text(""), [], ["must be a YAML mapping"]),
+    "missing-file": (None, [], ["recipe not found:"]),
+    "a-directory": (lambda path: path.mkdir(), [], ["cannot read recipe", "directory"]),
+    "unknown-dataset": (_edit(lambda d: d["data"].update(dataset="fashion-mnist-maxi")), [],
+                        ["unknown dataset 'fashion-mnist-maxi'", "did you mean 'fashion-mnist-mini'"]),
+    "unknown-network": (_edit(lambda d: d["model"].update(network="paper29")), [],
+                        ["unknown network 'paper29'", "did you mean", "available:", "paper28"]),
+    "unknown-loss": (_edit(lambda d: d["losses"].update(supp={})), [], ["unknown loss 'supp'", "did you mean 'sup'"]),
+    "bad-plugin-option-key": (_edit(lambda d: d["model"]["options"].update(widht=0.5)), [],
+                              ["model.options.widht: unknown key", "allowed:", "width"]),
+    "bad-plugin-option-value": (_edit(lambda d: d["model"]["options"].update(width=-1)), [],
+                                ["model.options.width:", "greater than 0", "(got -1)"]),
+    "set-without-equals": (_edit(lambda d: None), ["--set", "train.steps"],
+                           ["--set expects KEY.PATH=VALUE, got 'train.steps'"]),
+    "set-within-a-scalar": (_edit(lambda d: None), ["--set", "seed.value=3"],
+                             ["--set seed.value: 'seed' is a value, not a section"]),
+    "set-unknown-key": (_edit(lambda d: None), ["--set", "train.stepz=3"], ["train.stepz: unknown key; allowed: steps"]),
+}
+
+
+@pytest.mark.parametrize("case", RECIPES)
+def test_bad_recipes(cli, tmp_path, monkeypatch, case):
+    write, extra, fragments = RECIPES[case]
+    monkeypatch.chdir(tmp_path)
+    recipe = tmp_path / "recipe.yaml"
+    if write is not None:
+        write(recipe)
+    code, _, err = cli("train", recipe, *extra, "--out", tmp_path / "run")
+    error_line(code, err, *fragments, *([] if case.startswith("set-with") else [str(recipe)]))
+    assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()  # nothing written
+    assert not (tmp_path / "PWNED").exists()  # no YAML tag ran anything
+    code, _, err = cli("recipe", "validate", recipe, *extra)
+    error_line(code, err, *fragments)
+
+
+# -- images given to translate / interpolate ---------------------------------------------------
+def _rgb(size=(40, 30)):
+    return Image.fromarray((np.random.default_rng(0).random((size[1], size[0], 3)) * 255).astype(np.uint8))
+
+
+def _truncated(path):
+    buffer = io.BytesIO()
+    _rgb((64, 64)).save(buffer, format="PNG")
+    path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+
+
+IMAGES = {
+    # id: (write the image at path, None if it works or the fragments of the message)
+    "truncated-png": (_truncated, ["cannot read image", "truncated"]),
+    "empty-file": (lambda p: p.write_bytes(b""), ["not an image Pillow can read"]),
+    "text-file": (lambda p: p.write_text("this is not an image\n"), ["not an image Pillow can read"]),
+    "16-bit-png": (lambda p: Image.fromarray((np.arange(40 * 30).reshape(30, 40) * 50).astype(np.uint16)).save(p), None),
+    "cmyk-jpeg": (lambda p: Image.new("CMYK", (30, 40), (0, 128, 255, 20)).save(p, format="JPEG"), None),
+    "palette-png": (lambda p: _rgb().convert("P", palette=Image.Palette.ADAPTIVE, colors=16).save(p), None),
+    "rgba-png": (lambda p: _rgb().convert("RGBA").save(p), None),
+    "la-png-with-transparency": (lambda p: Image.new("LA", (20, 20), (200, 0)).save(p), None),
+    "decompression-bomb": (lambda p: _rgb((100, 100)).save(p), ["image too large", "refused"]),
+    "decompression-bomb-far-over": (lambda p: _rgb((100, 100)).save(p), ["image too large", "refused"]),
+    "a-directory": (lambda p: p.mkdir(), ["is a folder, expected an image file"]),
+    "missing-file": (None, ["no such file"]),
+}
+
+
+@pytest.mark.parametrize("command", ["translate", "interpolate"])
+@pytest.mark.parametrize("case", IMAGES)
+def test_images(cli, trained, tmp_path, monkeypatch, command, case):
+    write, fragments = IMAGES[case]
+    monkeypatch.chdir(tmp_path)
+    if case.startswith("decompression-bomb"):  # 100x100 = 10,000 pixels: Pillow warns above the limit, fails above twice it
+        monkeypatch.setattr("toolkit.images.MAX_PIXELS", 5000 if case == "decompression-bomb" else 1000)
+    image = tmp_path / "input.png"
+    if write is not None:
+        write(image)
+    out = tmp_path / "out.png"
+    if command == "translate":
+        args = ["translate", image, trained["image"], "--set", "item=bag"]
+    else:
+        args = ["interpolate", trained["image"], image, "--steps", "3"]
+    code, stdout, err = cli(*args, "-c", trained["checkpoint"], "-o", out, "--device", "cpu")
+    if fragments is None:
+        assert code == 0 and "Traceback" not in err, err
+        assert f"wrote {out}" in stdout
+        assert Image.open(out).size == ((2 * 30 + 2, 2 * 30 + 2) if command == "translate" else (5 * 30 + 2, 30 + 2))
+    else:
+        error_line(code, err, str(image), *fragments)
+        assert not out.exists()
+
+
+# -- checkpoints --------------------------------------------------------------------------------
+def _other_width(trained, path):
+    from safetensors.torch import save_file
+
+    from toolkit.networks import build_networks
+    from toolkit.latent import LatentSpec
+
+    meta = read_meta(trained["checkpoint"])
+    options = dict(meta["recipe"]["model"]["options"], width=0.25)
+    nets = build_networks("paper28", LatentSpec.from_dict(meta["latent"]), (1, 28, 28), options)
+    save_file(dict(nets.state_dict()), str(path), metadata={"toolkit": json.dumps(meta)})
+
+
+def _without_metadata(trained, path):
+    from safetensors.torch import load_file, save_file
+
+    save_file(load_file(str(trained["checkpoint"])), str(path))
+
+
+def _pickle(trained, path):
+    from safetensors.torch import load_file
+
+    torch.save(load_file(str(trained["checkpoint"])), path)
+
+
+def _classifier(trained, path):
+    from toolkit.checkpoint import FORMAT
+    from toolkit.classifier import build_classifier, save_classifier
+
+    meta = {"format": FORMAT, "kind": "classifier", "dataset": "fashion-mnist-mini", "attribute": "item",
+            "classes": [str(i) for i in range(10)], "image_shape": [1, 28, 28], "network": "cnn28",
+            "network_options": {}}
+    save_classifier(path, build_classifier("cnn28", (1, 28, 28), 10), meta)
+
+
+def _incomplete_metadata(trained, path):
+    from safetensors.torch import load_file, save_file
+
+    meta = read_meta(trained["checkpoint"])
+    del meta["latent"]
+    save_file(load_file(str(trained["checkpoint"])), str(path), metadata={"toolkit": json.dumps(meta)})
+
+
+def _newer_recipe(trained, path):
+    from safetensors.torch import load_file, save_file
+
+    meta = read_meta(trained["checkpoint"])
+    meta["recipe"]["train"]["ema"] = 0.999
+    save_file(load_file(str(trained["checkpoint"])), str(path), metadata={"toolkit": json.dumps(meta)})
+
+
+CHECKPOINTS = {
+    # id: (write a bad checkpoint at path, fragments of the message)
+    "truncated": (lambda t, p: p.write_bytes(t["checkpoint"].read_bytes()[: t["checkpoint"].stat().st_size // 2]),
+                  ["not a readable safetensors checkpoint (truncated:"]),
+    "truncated-header": (lambda t, p: p.write_bytes(t["checkpoint"].read_bytes()[:100]),
+                         ["not a readable safetensors checkpoint"]),
+    "empty-file": (lambda t, p: p.write_bytes(b""), ["not a readable safetensors checkpoint"]),
+    "another-architecture": (_other_width, ["weights do not match network 'paper28'", "shape of"]),
+    "missing-metadata": (_without_metadata, ["without toolkit metadata"]),
+    "incomplete-metadata": (_incomplete_metadata, ["incomplete toolkit metadata: no 'latent'"]),
+    "recipe-from-a-newer-version": (_newer_recipe, ["its recipe does not validate here", "recipe.train.ema: unknown key"]),
+    "pickle-renamed": (_pickle, ["looks like a pickle", "only safetensors checkpoints are loaded"]),
+    "non-existent": (None, ["checkpoint not found"]),
+    "a-directory": (lambda t, p: p.mkdir(), ["is a folder"]),
+    "classifier-file": (_classifier, ["a toolkit classifier file, not a model checkpoint"]),
+    "resume-file": (lambda t, p: p.write_bytes((t["run"] / RESUME_FILE).read_bytes()),
+                    ["a toolkit resume file, not a model checkpoint", "checkpoints"]),
+}
+
+
+@pytest.mark.parametrize("command", ["generate", "translate"])
+@pytest.mark.parametrize("case", CHECKPOINTS)
+def test_bad_checkpoints(cli, trained, tmp_path, monkeypatch, command, case):
+    write, fragments = CHECKPOINTS[case]
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / "model.safetensors"
+    if write is not None:
+        write(trained, path)
+    out = tmp_path / "out.png"
+    args = ["generate", "--n", "1"] if command == "generate" else ["translate", trained["image"], "--set", "item=bag"]
+    code, _, err = cli(*args, "-c", path, "-o", out, "--device", "cpu")
+    error_line(code, err, str(path), *fragments)
+    assert not out.exists()
+
+
+def test_resume_without_a_resume_file(cli, trained, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "recipe.yaml").write_bytes((trained["run"] / "recipe.yaml").read_bytes())
+    before = snapshot(run)
+    code, _, err = cli("train", "--resume", run)
+    error_line(code, err, f"{run}: no {RESUME_FILE} here, nothing to resume")
+    assert snapshot(run) == before
+    code, _, err = cli("train", "--resume", tmp_path / "nowhere")
+    error_line(code, err, "nothing to resume")
+
+
+@pytest.mark.parametrize("what", ["a-finished-run", "a-run-without-resume-file", "a-file"])
+def test_train_refuses_an_out_folder_that_holds_a_run(cli, trained, tmp_path, what):
+    if what == "a-finished-run":
+        out = trained["run"]
+    elif what == "a-run-without-resume-file":  # e.g. stopped before its first checkpoint
+        out = tmp_path / "run"
+        out.mkdir()
+        for name in ("recipe.yaml", "metrics.jsonl"):
+            (out / name).write_bytes((trained["run"] / name).read_bytes())
+    else:
+        out = tmp_path / "run"
+        out.write_text("my notes\n")
+    before = snapshot(out) if out.is_dir() else out.read_bytes()
+    code, _, err = cli("train", trained["recipe"], "--out", out)
+    expected = {"a-finished-run": ["already holds a run", f"use --resume {out} or another --out"],
+                "a-run-without-resume-file": ["already holds a run (recipe.yaml, metrics.jsonl)", "another --out"],
+                "a-file": ["is a file, not a folder"]}[what]
+    error_line(code, err, str(out), *expected)
+    assert (snapshot(out) if out.is_dir() else out.read_bytes()) == before
+
+
+# -- --set NAME=VALUE for generate / translate ------------------------------------------------
+SETS = {
+    "unknown-variable": (["--set", "colour=red"], ["unknown latent variable 'colour'", "available: item, c1"]),
+    "unknown-class": (["--set", "item=spaceship"], ["'spaceship' is not a class of 'item'", "available: t-shirt"]),
+    "class-index-out-of-range": (["--set", "item=10"], ["index 10 is out of range", "0..9"]),
+    "negative-class-index": (["--set", "item=-1"], ["index -1 is out of range", "0..9"]),
+    "continuous-out-of-range": (["--set", "c1=5"], ["'c1=5' is out of range", "from -2 to 2"]),
+    "continuous-not-finite": (["--set", "c1=nan"], ["'c1=nan' is out of range"]),
+    "wrong-type": (["--set", "c1=abc"], ["'c1' is continuous: expected a number, got 'abc'"]),
+    "missing-equals": (["--set", "item"], ["--set expects VARIABLE=VALUE, got 'item'", "variables: item, c1"]),
+    "empty-value": (["--set", "item="], ["--set expects VARIABLE=VALUE, got 'item='"]),
+}
+
+
+@pytest.mark.parametrize("command", ["generate", "translate"])
+@pytest.mark.parametrize("case", SETS)
+def test_bad_latent_settings(cli, trained, tmp_path, monkeypatch, command, case):
+    extra, fragments = SETS[case]
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out.png"
+    args = ["generate", "--n", "1"] if command == "generate" else ["translate", trained["image"]]
+    code, _, err = cli(*args, *extra, "-c", trained["checkpoint"], "-o", out, "--device", "cpu")
+    error_line(code, err, *fragments)
+    assert not out.exists()
+
+
+def test_translate_sweep_of_an_unknown_variable(cli, trained, tmp_path):
+    code, _, err = cli("translate", trained["image"], "--sweep", "colour", "-c", trained["checkpoint"],
+                       "-o", tmp_path / "out.png", "--device", "cpu")
+    error_line(code, err, "unknown latent variable 'colour'", "available: item, c1")
+
+
+def test_translate_with_nothing_to_change(cli, trained, tmp_path):
+    code, _, err = cli("translate", trained["image"], "-c", trained["checkpoint"], "-o", tmp_path / "out.png")
+    error_line(code, err, "nothing to change: give --set NAME=VALUE or --sweep NAME")
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (["generate", "--n", "-1"], ["Invalid value for '--n'"]),
+    (["interpolate", "a.png", "b.png", "--steps", "1"], ["Invalid value for '--steps'"]),
+    (["generate", "--nn", "3"], ["No such option", "--nn"]),
+    (["translate"], ["Missing argument"]),
+], ids=["out-of-range-option", "steps-below-2", "unknown-option", "missing-argument"])
+def test_usage_errors_exit_2(cli, tmp_path, monkeypatch, args, fragments):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli(*args)
+    error_line(code, err, *fragments, exit_code=2)
+
+
+# -- an image-folder dataset ---------------------------------------------------------------------
+def _folder_recipe(tmp_path, folder, labels_csv=None, variables=None):
+    data = copy.deepcopy(TINY)
+    options = {"folder": str(folder), "test_fraction": 0.25}
+    if labels_csv is not None:
+        options["labels_csv"] = str(labels_csv)
+    data["data"] = {"dataset": "image-folder", "options": options, "labels": 2, "labeled_ramp": 4}
+    data["latent"]["variables"] = variables or {"c1": {"kind": "continuous"}}
+    if variables is None:
+        data["losses"].pop("sup")
+    path = tmp_path / "folder.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _images(folder, n=4):
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        Image.new("L", (28, 28), 40 * i).save(folder / f"img{i}.png")
+    return folder
+
+
+KIND = {"kind": {"kind": "categorical", "label": "kind"}}
+FOLDERS = {
+    # id: (make the folder, the CSV text or None, latent variables or None, fragments of the message)
+    "missing-folder": (lambda f: None, None, None, ["image folder", "does not exist"]),
+    "a-file-as-folder": (lambda f: f.write_text("x"), None, None, ["is not a folder"]),
+    "no-images": (lambda f: f.mkdir(), None, None, ["no images found under", ".png"]),
+    "unreadable-image": (lambda f: (_images(f) / "broken.png").write_text("not a png"), None, None,
+                         ["broken.png: not an image Pillow can read"]),
+    "truncated-image": (lambda f: _truncated(_images(f) / "half.png"), None, None, ["half.png: cannot read image"]),
+    "csv-without-file-column": (_images, "filename,kind\nimg0.png,a\nimg1.png,b\n", KIND,
+                                ["has no 'file' column", "columns found: filename, kind"]),
+    "csv-row-naming-a-missing-file": (_images, "file,kind\nimg0.png,a\nghost.png,b\n", KIND,
+                                      ["line 3: file 'ghost.png' does not exist under"]),
+    "csv-missing": (_images, None, KIND, ["cannot read labels CSV", "No such file"]),
+    "csv-empty": (_images, "", KIND, ["is empty", "'file' column"]),
+    "csv-too-many-cells": (_images, "file,kind\nimg0.png,a,extra\n", KIND, ["line 2: 3 cells but the header has 2"]),
+    "label-not-in-csv": (_images, "file,colour\nimg0.png,a\nimg1.png,b\n", KIND,
+                         ["latent.variables.kind.label", "no attribute 'kind'", "colour"]),
+}
+
+
+@pytest.mark.parametrize("case", FOLDERS)
+def test_image_folder_datasets(cli, tmp_path, monkeypatch, case):
+    make, csv_text, variables, fragments = FOLDERS[case]
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "images"
+    make(folder)
+    csv_path = None
+    if variables is not None:
+        csv_path = tmp_path / "labels.csv"
+        if csv_text is not None:
+            csv_path.write_text(csv_text)
+    recipe = _folder_recipe(tmp_path, folder, csv_path, variables)
+    code, _, err = cli("train", recipe, "--out", tmp_path / "run")
+    error_line(code, err, *fragments)
+    assert not (tmp_path / "run").exists()
+
+
+# -- training interrupted ------------------------------------------------------------------------
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_interrupted_training_saves_and_resumes(cli, trained, tmp_path, signum):
+    run = tmp_path / "run"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    args = [sys.executable, "-m", "toolkit", "train", trained["recipe"], "--out", run, "--set", "train.steps=100000",
+            "--set", "train.checkpoint_every=100000", "--set", "train.sample_every=100000"]
+    # a shell may start background jobs with SIGINT ignored; a user's Ctrl-C reaches a default handler
+    proc = subprocess.Popen([str(a) for a in args], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        deadline = time.time() + 240
+        while not (run / "metrics.jsonl").exists():
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.time() < deadline, "training did not log within 240 s"
+            time.sleep(0.2)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err, err
+    assert "interrupted, saved: step" in err and f"continue with: toolkit train --resume {run}" in err
+    step = read_meta(run / RESUME_FILE)["step"]
+    assert 2 <= step < 100000
+    assert load_model(run / "checkpoints" / f"step-{step:06d}.safetensors").step == step
+
+    code, _, err = cli("train", "--resume", run, "--set", f"train.steps={step + 2}")
+    assert code == 0 and "Traceback" not in err, err
+    assert f"resuming {run} at step {step}" in err and f"done: step {step + 2}" in err
+    assert read_meta(run / "checkpoints" / f"step-{step + 2:06d}.safetensors")["step"] == step + 2
