@@ -39,19 +39,24 @@ def _seed():
     torch.manual_seed(0)
 
 
+def _size(entry) -> int:
+    """The image size a family declares (``register(..., image_shape=...)``), else 28."""
+    return tuple(entry.extra.get("image_shape", (1, 28, 28)))[-1]
+
+
 # -- networks ------------------------------------------------------------------------------
 @pytest.mark.parametrize("entry", NETWORKS, ids=lambda e: e.name)
 @pytest.mark.parametrize("channels", [1, 3])
 def test_network_shapes_and_ranges(entry, channels):
-    spec = _spec()
-    nets = entry.build(spec, (channels, 28, 28), options=_small(entry))
+    spec, s = _spec(), _size(entry)
+    nets = entry.build(spec, (channels, s, s), options=_small(entry))
     assert isinstance(nets, Networks)
     assert nets.ge_parameters() and nets.d_parameters()
     z = spec.sample(B)
     x = nets.generator(z)
-    assert x.shape == (B, channels, 28, 28)
+    assert x.shape == (B, channels, s, s)
     assert x.min() >= 0 and x.max() <= 1
-    raw = nets.encoder(torch.rand(B, channels, 28, 28))
+    raw = nets.encoder(torch.rand(B, channels, s, s))
     assert raw.shape == (B, spec.dim)
     u = raw[:, spec.slices["u"]]
     assert u.min() >= -1 and u.max() <= 1
@@ -64,7 +69,7 @@ def test_network_shapes_and_ranges(entry, channels):
 
 @pytest.mark.parametrize("entry", NETWORKS, ids=lambda e: e.name)
 def test_network_builds_through_build_networks(entry):
-    nets = build_networks(entry.name, _spec(), [1, 28, 28], _small(entry))
+    nets = build_networks(entry.name, _spec(), [1, _size(entry), _size(entry)], _small(entry))
     assert isinstance(nets, Networks)
 
 

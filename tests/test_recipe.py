@@ -244,7 +244,7 @@ def test_resolve_fills_plugin_defaults():
     ("override", "expected"),
     [
         ("data.dataset=fashion-mnist-maxi", "unknown dataset 'fashion-mnist-maxi': did you mean 'fashion-mnist-mini'?"),
-        ("model.network=paper29", "unknown network 'paper29': did you mean 'paper28'? available: "),
+        ("model.network=paper28x", "unknown network 'paper28x': did you mean 'paper28'? available: "),
     ],
 )
 def test_resolve_unknown_names(override, expected):

@@ -7,6 +7,7 @@ memory (on the training device), so a batch is one indexing operation.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
@@ -49,24 +50,97 @@ class ImageSet:
         return ImageSet(self.images[index], {k: v[index] for k, v in self.labels.items()}, dict(self.classes))
 
 
-def balanced_subset(labels: torch.Tensor, count: int, num_classes: int, seed: int) -> torch.Tensor:
-    """Indices of ``count`` labeled rows, as equal per class as the data allows, chosen from ``seed``."""
+def derive_attributes(data: ImageSet, attributes: Mapping) -> ImageSet:
+    """``data`` plus attributes derived from its 0/1 label columns (class 1 = positive).
+
+    ``attributes`` maps a new name to an :class:`toolkit.recipe.AttributeConfig` (or its
+    dict). Several columns make a categorical attribute, one class per column: a row gets
+    the class of its one positive column, and -1 when none or several are positive or a
+    value is missing. One column makes a 2-class attribute with the column's labels. A
+    derived attribute replaces a dataset attribute of the same name.
+    """
+    if not attributes:
+        return data
+    from pydantic import ValidationError
+
+    from .recipe import AttributeConfig, format_validation_error
+
+    labels, classes = dict(data.labels), dict(data.classes)
+    for name, cfg in attributes.items():
+        where = f"data.attributes.{name}"
+        if not isinstance(cfg, AttributeConfig):
+            try:
+                cfg = AttributeConfig.model_validate(cfg)
+            except ValidationError as exc:
+                raise ToolkitError(format_validation_error(exc, prefix=where)) from None
+        columns = cfg.column_list()
+        for column in columns:
+            if column not in data.labels:
+                raise ToolkitError(f"{where}: the dataset has no attribute '{column}': {did_you_mean(column, data.labels)}")
+            if len(data.classes[column]) != 2:
+                raise ToolkitError(
+                    f"{where}: '{column}' has {len(data.classes[column])} classes "
+                    f"({', '.join(data.classes[column])}); a column must be a 0/1 attribute"
+                )
+        if len(columns) == 1:
+            derived = data.labels[columns[0]].clone()
+        else:
+            stack = torch.stack([data.labels[c] for c in columns], dim=1)
+            positive = stack == 1
+            single = (stack >= 0).all(dim=1) & (positive.sum(dim=1) == 1)
+            derived = torch.where(single, positive.long().argmax(dim=1), MISSING)
+        labels[name], classes[name] = derived, cfg.class_names()
+    return ImageSet(data.images, labels, classes)
+
+
+def balancing_weights(others: list[torch.Tensor]) -> torch.Tensor:
+    """Per-row weights that favour rare classes: the product over ``others`` of
+    ``1 / (K * share of the row's class)`` (1 for a balanced attribute or a missing label)."""
+    n = len(others[0]) if others else 0
+    weights = torch.ones(n, dtype=torch.float64)
+    for labels in others:
+        known = labels >= 0
+        if not known.any():
+            continue
+        counts = torch.bincount(labels[known]).double()
+        share = counts / counts.sum()
+        present = int((counts > 0).sum())
+        factor = 1.0 / (present * share[labels.clamp(min=0)])
+        weights *= torch.where(known, factor, 1.0)
+    return weights
+
+
+def balanced_subset(
+    labels: torch.Tensor, count: int, num_classes: int, seed: int, others: list[torch.Tensor] = (),
+    names: list[str] | None = None,
+) -> torch.Tensor:
+    """Indices of ``count`` labeled rows, as equal per class as the data allows, chosen from ``seed``.
+
+    Within each class, rows are drawn without replacement with :func:`balancing_weights` of
+    ``others`` (label tensors of further attributes), so those come out roughly balanced too.
+    """
     g = torch.Generator().manual_seed(seed)
     per_class = [count // num_classes + (1 if k < count % num_classes else 0) for k in range(num_classes)]
     chosen = []
     for k, want in enumerate(per_class):
         rows = (labels == k).nonzero().flatten()
         if len(rows) < want:
-            raise ToolkitError(f"class {k} has only {len(rows)} labeled images, {want} were asked for")
-        chosen.append(rows[torch.randperm(len(rows), generator=g)[:want]])
+            which = f"'{names[k]}'" if names else str(k)
+            raise ToolkitError(f"class {which} has only {len(rows)} labeled images, {want} were asked for")
+        if others and want:
+            pick = torch.multinomial(balancing_weights([o[rows] for o in others]), want, replacement=False, generator=g)
+        else:
+            pick = torch.randperm(len(rows), generator=g)[:want]
+        chosen.append(rows[pick])
     return torch.cat(chosen).sort().values
 
 
 def select_labels(data: ImageSet, attributes: dict[str, int], count: int | str, seed: int) -> dict[str, torch.Tensor]:
     """The labels training may use: a balanced subset of ``count`` rows, the rest set to -1.
 
-    ``attributes`` maps each supervising attribute to its number of classes. The subset is
-    balanced on the first attribute; the other attributes keep their labels on those rows.
+    ``attributes`` maps each supervising attribute to its number of classes. The subset has
+    exact per-class counts of the first attribute (rows without it are never chosen) and is
+    roughly balanced on the others; the chosen rows keep all their labels (-1 where missing).
     """
     if not attributes:
         return {}
@@ -75,7 +149,11 @@ def select_labels(data: ImageSet, attributes: dict[str, int], count: int | str, 
     if count == "all":
         return {name: data.labels[name].clone() for name in attributes}
     first, k = next(iter(attributes.items()))
-    rows = balanced_subset(data.labels[first], int(count), k, seed)
+    others = [data.labels[name] for name in attributes if name != first]
+    try:
+        rows = balanced_subset(data.labels[first], int(count), k, seed, others, data.classes[first])
+    except ToolkitError as exc:
+        raise ToolkitError(f"data.labels: attribute '{first}': {exc} (lower data.labels)") from None
     keep = torch.zeros(len(data), dtype=torch.bool)
     keep[rows] = True
     return {name: torch.where(keep, data.labels[name], MISSING) for name in attributes}

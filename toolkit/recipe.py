@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
 from .errors import RecipeError
 
@@ -21,11 +21,58 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class AttributeConfig(Strict):
+    """An attribute derived from 0/1 label columns of the dataset.
+
+    Several columns (one-hot): one class per column; a row gets the class of its one positive
+    column, and no label when none, several or a missing value. One column: two classes.
+    """
+
+    columns: str | list[str] = Field(description="the dataset's 0/1 attributes to derive it from")
+    classes: list[str] | None = Field(
+        None, description="class names: one per column (default: the column names), or 2 for one column (default: no, yes)"
+    )
+
+    @field_validator("classes", mode="before")
+    @classmethod
+    def _quoted(cls, value):
+        if isinstance(value, list) and any(isinstance(v, bool) for v in value):
+            raise ValueError('class names must be strings: YAML reads no/yes/on/off unquoted as booleans (write "no")')
+        return value
+
+    @model_validator(mode="after")
+    def _check(self):
+        columns = [self.columns] if isinstance(self.columns, str) else self.columns
+        if not columns:
+            raise ValueError("'columns' needs at least one column")
+        if len(set(columns)) != len(columns):
+            raise ValueError(f"'columns' lists a column twice: {', '.join(columns)}")
+        want = 2 if len(columns) == 1 else len(columns)
+        if self.classes is not None:
+            if len(self.classes) != want:
+                raise ValueError(f"{len(self.classes)} class names for {len(columns)} column(s): expected {want}")
+            if len(set(self.classes)) != len(self.classes):
+                raise ValueError(f"class names must be distinct: {', '.join(self.classes)}")
+        return self
+
+    def column_list(self) -> list[str]:
+        return [self.columns] if isinstance(self.columns, str) else list(self.columns)
+
+    def class_names(self) -> list[str]:
+        if self.classes is not None:
+            return list(self.classes)
+        columns = self.column_list()
+        return ["no", "yes"] if len(columns) == 1 else columns
+
+
 class DataConfig(Strict):
     """Which dataset, and which of its labels the run may use."""
 
     dataset: str = Field(description="a registered dataset name (see `toolkit plugins`)")
     options: dict[str, Any] = Field(default_factory=dict, description="the dataset's own options")
+    attributes: dict[str, AttributeConfig] = Field(
+        default_factory=dict, description="new attributes derived from the dataset's 0/1 label columns"
+    )
     labels: int | Literal["all"] = Field(
         100, description="labeled training images, chosen balanced per class from label_seed; 'all' uses every label"
     )

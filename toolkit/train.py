@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
-from .data import ImageSet, LabeledSampler, select_labels
+from .data import ImageSet, LabeledSampler, derive_attributes, select_labels
 from .errors import ToolkitError
 from .images import save_grid
 from .latent import LatentSpec, Variable
@@ -45,8 +45,10 @@ def pick_device(name: str) -> torch.device:
 
 
 def load_dataset(recipe: Recipe, split: str) -> ImageSet:
+    """The ``split`` of the recipe's dataset, with the recipe's derived attributes added."""
     entry = registry("dataset").get(recipe.data.dataset)
-    return entry.build(options=recipe.data.options, split=split, where="data.options")
+    data = entry.build(options=recipe.data.options, split=split, where="data.options")
+    return derive_attributes(data, recipe.data.attributes)
 
 
 def build_spec(recipe: Recipe, data: ImageSet) -> LatentSpec:

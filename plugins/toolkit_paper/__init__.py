@@ -5,7 +5,7 @@ Registered lazily: torch-heavy modules are imported when a thing is built.
 
 from toolkit.hookspecs import hookimpl
 
-from .options import AdvOptions, Cnn28Options, InfoOptions, Paper28Options, RecOptions, SupOptions
+from .options import AdvOptions, Cnn28Options, InfoOptions, Paper28Options, Paper32Options, RecOptions, SupOptions
 
 
 @hookimpl
@@ -15,6 +15,13 @@ def register_networks(register):
         "toolkit_paper.networks28:build",
         options=Paper28Options,
         description="Table I, MNIST column: 28x28 G, E and D (the authors' code by default)",
+    )
+    register(
+        "paper32",
+        "toolkit_paper.networks32:build",
+        options=Paper32Options,
+        description="Table I, SVHN/CelebA column: 32x32 G, E and D, any channel count (MNIST code's choices)",
+        image_shape=(3, 32, 32),
     )
 
 

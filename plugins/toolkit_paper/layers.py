@@ -69,5 +69,18 @@ def init_generator(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
+def init_networks(g: nn.Module, e: nn.Module, d: nn.Module, options) -> None:
+    """Apply ``options.init`` to G, E and D; D's ``one_by_one`` layers (1x1 convs in the
+    authors' code) get std sqrt(2) under ``code`` (their kernel height is 1)."""
+    if options.init == "default":
+        return
+    init_generator(g) if options.init == "code" else init_code_style(g, "he")
+    init_code_style(e, options.init)
+    init_code_style(d, options.init)
+    if options.init == "code":
+        for layer in getattr(d, "one_by_one", ()):
+            nn.init.normal_(layer.weight, 0.0, math.sqrt(2.0))
+
+
 def scaled(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))

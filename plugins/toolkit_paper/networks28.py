@@ -8,15 +8,13 @@ D layer in training mode (the paper's text says dropout 0.3: ``d_regularizer: dr
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
 from toolkit.errors import ToolkitError
 from toolkit.networks import Networks
 
-from .layers import CropSame, block, init_code_style, init_generator, regulariser, scaled
+from .layers import CropSame, block, init_networks, regulariser, scaled
 
 
 class Generator28(nn.Module):
@@ -86,11 +84,5 @@ def build(spec, image_shape, options) -> Networks:
     if (height, width) != (28, 28):
         raise ToolkitError(f"network 'paper28' expects 28x28 images, the data has {height}x{width}")
     g, e, d = Generator28(spec, channels, options), Encoder28(spec, channels, options), Discriminator28(spec, channels, options)
-    if options.init != "default":
-        init_generator(g) if options.init == "code" else init_code_style(g, "he")
-        init_code_style(e, options.init)
-        init_code_style(d, options.init)
-        if options.init == "code":  # kernel height 1 -> std sqrt(2)
-            for layer in d.one_by_one:
-                nn.init.normal_(layer.weight, 0.0, math.sqrt(2.0))
+    init_networks(g, e, d, options)
     return Networks(g, e, d)

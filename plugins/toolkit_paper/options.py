@@ -13,7 +13,9 @@ class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class Paper28Options(_Options):
+class PaperNetworkOptions(_Options):
+    """Options shared by the paper's network families."""
+
     d_regularizer: Literal["noise", "dropout", "none"] = Field(
         "noise", description="code: Gaussian noise after each D layer; paper: dropout 0.3"
     )
@@ -27,6 +29,18 @@ class Paper28Options(_Options):
     bn_momentum: float = Field(0.001, gt=0, le=1, description="BatchNorm momentum (TF decay 0.999 = 0.001)")
     bn_eps: float = Field(1e-3, gt=0, description="BatchNorm epsilon (TF default 1e-3)")
     width: float = Field(1.0, gt=0, le=4, description="channel multiplier (small values for smoke tests)")
+
+
+class Paper28Options(PaperNetworkOptions):
+    """paper28: the MNIST column of Table I."""
+
+
+class Paper32Options(PaperNetworkOptions):
+    """paper32: the SVHN / CelebA column of Table I (no code was published for it)."""
+
+    d_regularizer: Literal["noise", "dropout", "none"] = Field(
+        "noise", description="assumed as in the MNIST code: Gaussian noise after each D layer; paper: dropout 0.3"
+    )
 
 
 class SupOptions(_Options):
