@@ -94,3 +94,34 @@ def trainer_data(trainer):
     from toolkit.data import ImageSet
 
     return ImageSet(trainer.images, {"item": trainer.labels["item"]}, {"item": trainer.spec["item"].classes})
+
+
+def test_checkpoints_get_recalibrated_batchnorm_statistics_and_training_state_does_not(tmp_path):
+    from toolkit.model import load_model
+
+    trainer = Trainer(tiny_recipe(steps=3, checkpoint_every=100), tmp_path, "cpu")
+    result = trainer.run()
+    live = trainer.networks.state_dict()
+    saved = load_model(result["checkpoint"]).networks.state_dict()
+    stats = [k for k in live if k.startswith("generator.") and k.endswith("running_var")]
+    assert stats and any(not torch.equal(live[k], saved[k]) for k in stats)
+    weights_only = [k for k in live if "running" not in k and "num_batches" not in k]
+    assert all(torch.equal(live[k], saved[k]) for k in weights_only)
+
+    plain = Trainer(tiny_recipe(steps=3, checkpoint_every=100, bn_recalibration=0), tmp_path / "plain", "cpu")
+    result = plain.run()
+    saved = load_model(result["checkpoint"]).networks.state_dict()
+    assert all(torch.equal(plain.networks.state_dict()[k], saved[k]) for k in saved)
+
+
+def test_recalibrated_statistics_match_the_batches_and_the_lagging_running_averages_do_not(tmp_path):
+    trainer = Trainer(tiny_recipe(steps=3, checkpoint_every=100), tmp_path, "cpu")
+    trainer.run()
+    z = trainer.spec.sample(512, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        fc = trainer.networks.generator.fc[0](z)  # the input of G's first BatchNorm
+    true_var = fc.var(0).mean()
+    recalibrated = trainer.inference_networks().generator.fc[1].running_var.mean()
+    lagging = trainer.networks.generator.fc[1].running_var.mean()  # momentum 0.001: still near its init of 1
+    assert abs(recalibrated / true_var - 1) < 0.5
+    assert lagging / true_var > 10

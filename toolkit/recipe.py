@@ -155,6 +155,10 @@ class TrainConfig(Strict):
     checkpoint_every: PositiveInt = 5000
     keep_checkpoints: int = Field(3, ge=1, description="step checkpoints kept besides the latest")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    bn_recalibration: int = Field(
+        32, ge=0, description="batches that re-estimate BatchNorm statistics for samples, evaluation and "
+        "checkpoints (0: use the running averages as trained, as the authors' code does)"
+    )
 
 
 class EvalConfig(Strict):

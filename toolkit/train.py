@@ -7,6 +7,7 @@ Nothing in the step waits on the device; losses are read back every ``log_every`
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import signal
@@ -107,6 +108,7 @@ class Trainer:
         self.fixed_z = self._grid_latents()
         self.test = None
         self.tb = None
+        self._inference = None
         self._sums: dict[str, torch.Tensor] = {}
         self._first_bad: dict[str, torch.Tensor] = {}
         self._count = 0
@@ -184,11 +186,46 @@ class Trainer:
         return z.to(self.device)
 
     @torch.no_grad()
+    def inference_networks(self):
+        """A copy of the networks in eval mode, with BatchNorm statistics re-estimated.
+
+        Training uses batch statistics; inference uses running statistics, which with the
+        code's momentum (0.001) lag far behind early in training (samples come out black).
+        The copy replays ``train.bn_recalibration`` forward passes of the step (G on prior
+        codes and on encoder codes, E on real and generated images) with a cumulative average.
+        Only the copy changes (and the checkpoint written from it); the training state does not,
+        and no global random numbers are drawn, so resume stays exact.
+        """
+        if self._inference is not None and self._inference[0] == self.step:
+            return self._inference[1]
+        nets = copy.deepcopy(self.networks)
+        batches = self.recipe.train.bn_recalibration
+        if batches:
+            norms = [m for part in (nets.generator, nets.encoder) for m in part.modules()
+                     if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+            momenta = [m.momentum for m in norms]
+            for m in norms:
+                m.reset_running_stats()
+                m.momentum = None  # cumulative average
+            nets.generator.train()
+            nets.encoder.train()
+            g = torch.Generator().manual_seed(self.recipe.seed + 7)
+            size = self.recipe.optim.batch_size
+            for _ in range(batches):
+                index = torch.randint(len(self.images), (size,), generator=g).to(self.device)
+                x_real = self.images[index].float().div_(255.0)
+                x_fake = nets.generator(self.spec.sample(size, generator=g).to(self.device))
+                nets.generator(self.spec.code(nets.encoder(x_real)))
+                nets.encoder(x_fake)
+            for m, momentum in zip(norms, momenta):
+                m.momentum = momentum
+        nets.eval()
+        self._inference = (self.step, nets)
+        return nets
+
+    @torch.no_grad()
     def save_samples(self) -> Path:
-        g = self.networks.generator
-        g.eval()
-        images = g(self.fixed_z)
-        g.train()
+        images = self.inference_networks().generator(self.fixed_z)
         return save_grid(images, self.run_dir / "samples" / f"step-{self.step:06d}.png", nrow=10)
 
     @torch.no_grad()
@@ -201,8 +238,7 @@ class Trainer:
                 self.test = False
         if not self.test or not self.spec.supervised:
             return {}
-        enc = self.networks.encoder
-        enc.eval()
+        enc = self.inference_networks().encoder
         result = {}
         for v in self.spec.supervised:
             labels = self.test.labels.get(v.label)
@@ -218,7 +254,6 @@ class Trainer:
                 total += int(known.sum())
             if total:
                 result[v.name] = correct / total
-        enc.train()
         return result
 
     def checkpoint_path(self, step: int) -> Path:
@@ -228,7 +263,7 @@ class Trainer:
         """Write the checkpoint of this step, prune old ones, then the resume file."""
         meta = ckpt.checkpoint_meta(self.recipe, self.spec, self.image_shape, self.step, plugin_versions())
         path = self.checkpoint_path(self.step)
-        ckpt.save_checkpoint(path, self.networks, meta)
+        ckpt.save_checkpoint(path, self.inference_networks(), meta)
         kept = sorted(path.parent.glob("step-*.safetensors"))
         for old in kept[: -self.recipe.train.keep_checkpoints]:
             old.unlink(missing_ok=True)
@@ -345,12 +380,8 @@ class Trainer:
         cfg = self.recipe.evaluate
         if self.test is None:
             self.test = load_dataset(self.recipe, "test")
-        self.networks.eval()
-        try:
-            model = Model(self.spec, self.networks, self.recipe, self.image_shape, self.step)
-            report = evaluate(model, cfg.classifier_path(), cfg.samples_per_class, cfg.seed, test=self.test)
-        finally:
-            self.networks.train()
+        model = Model(self.spec, self.inference_networks(), self.recipe, self.image_shape, self.step)
+        report = evaluate(model, cfg.classifier_path(), cfg.samples_per_class, cfg.seed, test=self.test)
         record = {"step": self.step, "encoder_accuracy": report["encoder_accuracy"],
                   "reconstruction_mse": report["reconstruction_mse"]}
         scalars = {f"encoder_accuracy/{k}": v for k, v in report["encoder_accuracy"].items()}
