@@ -238,11 +238,17 @@ def read_yaml(path: Path) -> dict:
         raise RecipeError(f"cannot read recipe {path}: {exc}") from None
     try:
         data = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise RecipeError(f"{path}:{where}: YAML tags that build objects are not allowed in recipes ({exc.problem})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise RecipeError(f"{path}:{where}: invalid YAML: {problem}") from None
+    if data is None:
+        raise RecipeError(f"{path}: the file is empty; a recipe must be a YAML mapping")
     if not isinstance(data, dict):
         raise RecipeError(f"{path}: a recipe must be a YAML mapping, got {type(data).__name__}")
     return data
