@@ -170,10 +170,12 @@ def test_directory_and_binary_file(tmp_path):
         read_yaml(binary)
 
 
-@pytest.mark.parametrize(("text", "kind"), [("- a\n- b\n", "list"), ("just text\n", "str"), ("", "NoneType")])
-def test_non_mapping_yaml(tmp_path, text, kind):
+@pytest.mark.parametrize(("text", "message"), [("- a\n- b\n", "a recipe must be a YAML mapping, got list"),
+                                             ("just text\n", "a recipe must be a YAML mapping, got str"),
+                                             ("", "the file is empty; a recipe must be a YAML mapping")])
+def test_non_mapping_yaml(tmp_path, text, message):
     path = _write(tmp_path, text, "list.yaml")
-    with pytest.raises(RecipeError, match=f"list.yaml: a recipe must be a YAML mapping, got {kind}"):
+    with pytest.raises(RecipeError, match=f"list.yaml: {message}"):
         load_recipe(path)
 
 
