@@ -1,0 +1,42 @@
+"""Smoke test of benchmarks/train_step.py: a few tiny steps, in-process, on the CPU."""
+
+import importlib.util
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "train_step.py"
+
+
+def load_benchmark():
+    spec = importlib.util.spec_from_file_location("bench_train_step", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_step_benchmark_runs(tmp_path, capsys):
+    import torch
+
+    bench = load_benchmark()
+    output = tmp_path / "R.md"
+    threads = torch.get_num_threads()
+    try:
+        rows = bench.main(["--device", "cpu", "--width", "0.125", "--steps", "2", "--warmup", "1", "--repeats", "1",
+                           "--families", "paper28", "--threads", "1", "--output", str(output)])
+    finally:
+        torch.set_num_threads(threads)
+    printed = capsys.readouterr().out
+    assert [(r["family"], r["implementation"]) for r in rows] == [("paper28", "toolkit"), ("paper28", "baseline")]
+    assert all(r["steps_per_s"] > 0 and r["images_per_s"] == r["steps_per_s"] * 64 for r in rows)
+    assert rows[1]["speedup"] == 1.0
+    assert "| paper28 | toolkit |" in printed and "| paper28 | baseline |" in printed
+    text = output.read_text()
+    assert text.startswith("# Training-step benchmark results")
+    assert "| paper28 | toolkit |" in text and "| paper28 | baseline |" in text
+    assert "--width 0.125" in text and "torch " in text and "threads: 1" in text
+
+    try:
+        bench.main(["--device", "cpu", "--width", "0.125", "--steps", "1", "--warmup", "0", "--repeats", "1",
+                    "--families", "paper28", "--threads", "1", "--output", str(output)])
+    finally:
+        torch.set_num_threads(threads)
+    assert output.read_text().count("\n## ") == 2  # appended, not overwritten
