@@ -215,3 +215,31 @@ def test_training_on_32x32_colour_data_with_derived_attributes(tmp_path):
     result = trainer.run()
     assert (tmp_path / "run" / "checkpoints" / "step-000002.safetensors").is_file()
     assert set(result["encoder_accuracy"]) <= {"hair", "smile"}
+
+
+def test_a_classifier_learns_a_recipe_derived_attribute(tmp_path):
+    import subprocess
+    import sys
+
+    import yaml
+
+    root = fake_celeba(tmp_path / "celeba", n=40)
+    recipe = tmp_path / "celeba.yaml"
+    recipe.write_text(yaml.safe_dump({
+        "name": "tiny-celeba",
+        "data": {"dataset": "celeba", "options": {"root": str(root), "cache": None},
+                 "attributes": {"hair": {"columns": ["Bald", "Black_Hair", "Blond_Hair"], "classes": ["bald", "black", "blond"]}}},
+        "latent": {"variables": {"hair": {"kind": "categorical", "label": "hair"}}},
+        "model": {"network": "paper32"},
+        "losses": {"sup": {}},
+    }))
+    out = tmp_path / "hair.safetensors"
+    done = subprocess.run([sys.executable, "-m", "toolkit", "classifier", "train", "--recipe", recipe, "--attribute", "hair",
+                           "--epochs", "1", "--network-option", "width=0.25", "-o", out],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    from toolkit.classifier import read_classifier_meta
+
+    meta = read_classifier_meta(out)
+    assert meta["attribute"] == "hair" and meta["classes"] == ["bald", "black", "blond"]
+    assert meta["attributes"]["hair"]["columns"] == ["Bald", "Black_Hair", "Blond_Hair"]

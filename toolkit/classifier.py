@@ -111,6 +111,7 @@ def train_classifier(
     progress=None,
     limit: int | None = None,
     max_shift: int = SHIFT,
+    attributes: dict | None = None,
 ) -> tuple[torch.nn.Module, dict]:
     """Train ``network`` to predict ``attribute`` of ``dataset``; returns ``(module in eval mode, meta)``.
 
@@ -127,9 +128,11 @@ def train_classifier(
     parsed_net = registry(KIND).get(network).parse_options(network_options, where="network_options")
     entry = registry("dataset").get(dataset)
     options = entry.parse_options(dataset_options, where="dataset_options")
-    train = entry.build(options=options, split="train")
+    from .data import derive_attributes
+
+    train = derive_attributes(entry.build(options=options, split="train"), attributes or {})
     train.attribute(attribute)  # a wrong attribute fails before the test split is read
-    test = entry.build(options=options, split="test")
+    test = derive_attributes(entry.build(options=options, split="test"), attributes or {})
     classes = list(train.classes[attribute])
     images, labels = _labeled(train, attribute, "train")
     if len(images) < 2:
@@ -176,6 +179,7 @@ def train_classifier(
         "kind": KIND,
         "dataset": dataset,
         "dataset_options": _dump(options),
+        "attributes": {k: _dump(v) for k, v in (attributes or {}).items()},
         "attribute": attribute,
         "classes": classes,
         "image_shape": list(train.shape),

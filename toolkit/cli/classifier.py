@@ -24,7 +24,8 @@ def default_path(dataset: str, attribute: str) -> Path:
 
 @classifier_app.command("train")
 def train(
-    dataset: str = typer.Argument(..., help="Registered dataset (see toolkit plugins)."),
+    dataset: Optional[str] = typer.Argument(None, help="Registered dataset (see toolkit plugins); or use --recipe."),
+    recipe: Optional[Path] = typer.Option(None, "--recipe", help="Take the dataset, its options and the attributes it declares (e.g. hair) from a recipe."),
     attribute: str = typer.Option(..., "--attribute", "-a", help="The labeled attribute to predict."),
     option: list[str] = typer.Option([], "--option", help=OPTION_HELP),
     network: str = typer.Option("cnn28", "--network", help="Registered classifier network."),
@@ -44,7 +45,20 @@ def train(
     from ..classifier import save_classifier, train_classifier
     from ..recipe import apply_overrides
 
-    dataset_options = apply_overrides({}, option, source="--option")
+    from ..errors import ToolkitError
+
+    attributes = {}
+    dataset_options = {}
+    if recipe is not None:
+        from ..recipe import load_recipe, resolve
+
+        r = resolve(load_recipe(recipe), str(recipe))
+        if dataset is not None and dataset != r.data.dataset:
+            raise ToolkitError(f"DATASET '{dataset}' differs from the recipe's '{r.data.dataset}': give one of them")
+        dataset, dataset_options, attributes = r.data.dataset, r.data.options, r.data.attributes
+    if dataset is None:
+        raise ToolkitError("missing DATASET (e.g. toolkit classifier train mnist --attribute digit), or use --recipe RECIPE")
+    dataset_options = apply_overrides(dataset_options, option, source="--option")
     network_options = apply_overrides({}, network_option, source="--network-option")
     out = out or default_path(dataset, attribute)
     console = Console(stderr=True, soft_wrap=True)
@@ -59,7 +73,7 @@ def train(
 
         module, meta = train_classifier(dataset, dataset_options, attribute, network, network_options, epochs=epochs,
                                         batch_size=batch_size, lr=lr, seed=seed, device=device, progress=update,
-                                        limit=limit)
+                                        limit=limit, attributes=attributes)
     save_classifier(out, module, meta)
     typer.echo(f"test accuracy {meta['test_accuracy']:.2%} on {meta['test_images']} images; saved {out}")
 
