@@ -228,34 +228,6 @@ class Trainer:
         images = self.inference_networks().generator(self.fixed_z)
         return save_grid(images, self.run_dir / "samples" / f"step-{self.step:06d}.png", nrow=10)
 
-    @torch.no_grad()
-    def encoder_accuracy(self) -> dict[str, float]:
-        """Accuracy of each supervised variable on the dataset's test split (if it has one)."""
-        if self.test is None:
-            try:
-                self.test = load_dataset(self.recipe, "test")
-            except (ToolkitError, ValueError):
-                self.test = False
-        if not self.test or not self.spec.supervised:
-            return {}
-        enc = self.inference_networks().encoder
-        result = {}
-        for v in self.spec.supervised:
-            labels = self.test.labels.get(v.label)
-            if labels is None:
-                continue
-            correct = total = 0
-            for start in range(0, len(self.test), 1000):
-                x = self.test.images[start : start + 1000].to(self.device).float() / 255.0
-                y = labels[start : start + 1000].to(self.device)
-                pred = enc(x)[:, self.spec.slices[v.name]].argmax(1)
-                known = y >= 0
-                correct += int((pred[known] == y[known]).sum())
-                total += int(known.sum())
-            if total:
-                result[v.name] = correct / total
-        return result
-
     def checkpoint_path(self, step: int) -> Path:
         return self.run_dir / "checkpoints" / f"step-{step:06d}.safetensors"
 
@@ -361,27 +333,30 @@ class Trainer:
         )
 
     def _evaluate(self) -> dict:
-        """Encoder accuracy on held-out images (and, with a classifier, the full report)."""
-        cfg = self.recipe.evaluate
-        if cfg.classifier_path() is None or not cfg.classifier_path().is_file():
-            acc = self.encoder_accuracy()
-            if acc:
-                self.log({"step": self.step, "encoder_accuracy": acc})
-                self._scalars({f"encoder_accuracy/{k}": v for k, v in acc.items()})
-            return acc
+        """Encoder accuracy per supervised variable on held-out images ({} without a test split)."""
         report = self.full_evaluation()
-        return report["encoder_accuracy"]
+        return report["encoder_accuracy"] if report else {}
 
-    def full_evaluation(self) -> dict:
-        """``toolkit evaluate`` on the networks as they are now, logged to metrics and TensorBoard."""
+    def full_evaluation(self) -> dict | None:
+        """``toolkit evaluate`` on the networks as they are now, logged to metrics and TensorBoard.
+
+        Generator error is measured when the recipe's classifier exists; None without a test split.
+        """
         from .evaluate import evaluate
         from .model import Model
 
         cfg = self.recipe.evaluate
         if self.test is None:
-            self.test = load_dataset(self.recipe, "test")
+            try:
+                self.test = load_dataset(self.recipe, "test")
+            except (ToolkitError, ValueError):
+                self.test = False
+        if not self.test:
+            return None
+        judge = cfg.classifier_path()
+        judge = judge if judge is not None and judge.is_file() else None
         model = Model(self.spec, self.inference_networks(), self.recipe, self.image_shape, self.step)
-        report = evaluate(model, cfg.classifier_path(), cfg.samples_per_class, cfg.seed, test=self.test)
+        report = evaluate(model, judge, cfg.samples_per_class, cfg.seed, test=self.test)
         record = {"step": self.step, "encoder_accuracy": report["encoder_accuracy"],
                   "reconstruction_mse": report["reconstruction_mse"]}
         scalars = {f"encoder_accuracy/{k}": v for k, v in report["encoder_accuracy"].items()}
