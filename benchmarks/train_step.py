@@ -35,12 +35,29 @@ import torch
 from toolkit.errors import ToolkitError
 from toolkit.train import pick_device
 
-IMPLEMENTATIONS = ("toolkit", "baseline")
+# speed presets (train.speed in a recipe); "a+b" merges presets
+SPEED_PRESETS = {
+    "default": {},
+    "off": {"precision": "fp32", "channels_last": False, "compile": False, "optimizer": "loop"},
+    "channels_last": {"channels_last": True},
+    "bf16": {"precision": "bf16"},
+    "compile": {"compile": True},
+    "fused": {"optimizer": "fused"},
+    "foreach": {"optimizer": "foreach"},
+    "loop": {"optimizer": "loop"},
+}
+
+
+def speed_options(config: str) -> dict:
+    merged = {}
+    for part in config.split("+"):
+        merged.update(SPEED_PRESETS[part])
+    return merged
 
 
 # -- the two implementations ---------------------------------------------------------------
 def toolkit_recipe(family: str, batch_size: int, images: int, width: float, device: str,
-                   labeled: int = baseline_loop.LABELED) -> dict:
+                   labeled: int = baseline_loop.LABELED, speed: dict | None = None) -> dict:
     """A recipe like recipes/mnist.yaml on the in-process ``synthetic`` dataset."""
     layout = baseline_loop.FAMILIES[family]
     channels, size, _ = layout["shape"]
@@ -62,7 +79,7 @@ def toolkit_recipe(family: str, batch_size: int, images: int, width: float, devi
                    "info": {"weight": w["info"], "ramp": ramp}, "adv": {"weight": w["adv"], "ramp": ramp}},
         "optim": {"batch_size": batch_size, "lr_d": baseline_loop.LR_D, "lr_ge": baseline_loop.LR_GE,
                   "betas": list(baseline_loop.BETAS)},
-        "train": {"steps": 10**6, "device": device},
+        "train": {"steps": 10**6, "device": device, "speed": dict(speed or {})},
     }
 
 
@@ -82,13 +99,13 @@ def synthetic_dataset_registered():
 class ToolkitRunner:
     """``Trainer.train_step`` as ``Trainer.run`` calls it (losses read back once per timed block)."""
 
-    name = "toolkit"
-
-    def __init__(self, family, batch_size, images, width, device, run_dir):
+    def __init__(self, family, batch_size, images, width, device, run_dir, config: str = "default"):
         from toolkit.recipe import parse_recipe, resolve
         from toolkit.train import Trainer
 
-        recipe = resolve(parse_recipe(toolkit_recipe(family, batch_size, images, width, str(device))))
+        self.name = f"toolkit {config}"
+        options = speed_options(config)
+        recipe = resolve(parse_recipe(toolkit_recipe(family, batch_size, images, width, str(device), speed=options)))
         self.trainer = Trainer(recipe, Path(run_dir), str(device))
         self.trainer.networks.train()
 
@@ -138,8 +155,9 @@ def time_block(runner, first_step: int, steps: int, device: torch.device) -> flo
 
 
 def bench_family(family: str, args, device: torch.device, run_dir: Path) -> list[dict]:
-    runners = [ToolkitRunner(family, args.batch_size, args.images, args.width, device, run_dir / family),
-               BaselineRunner(family, args.batch_size, args.images, args.width, device)]
+    runners = [ToolkitRunner(family, args.batch_size, args.images, args.width, device, run_dir / family / config, config)
+               for config in args.configs]
+    runners.append(BaselineRunner(family, args.batch_size, args.images, args.width, device))
     counts = {r.name: r.parameter_count() for r in runners}
     if len(set(counts.values())) != 1:
         raise RuntimeError(f"{family}: the two implementations built different networks: {counts}")
@@ -157,7 +175,7 @@ def bench_family(family: str, args, device: torch.device, run_dir: Path) -> list
         step += args.steps
     base = statistics.median(rates["baseline"])
     rows = []
-    for name in IMPLEMENTATIONS:
+    for name in [r.name for r in runners]:
         median = statistics.median(rates[name])
         rows.append({"family": family, "implementation": name, "steps_per_s": median,
                      "images_per_s": median * args.batch_size, "speedup": median / base,
@@ -201,7 +219,7 @@ def table(rows: list[dict]) -> str:
 def section(rows: list[dict], args, device: torch.device, command: str) -> str:
     omp = os.environ.get("OMP_NUM_THREADS")
     threads = f"{torch.get_num_threads()} (torch.get_num_threads)" + (f", OMP_NUM_THREADS={omp}" if omp else "")
-    params = ", ".join(f"{r['family']} {r['parameters'] / 1e6:.2f}M" for r in rows if r["implementation"] == "toolkit")
+    params = ", ".join(f"{r['family']} {r['parameters'] / 1e6:.2f}M" for r in rows if r["implementation"] == "baseline")
     when = datetime.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     return "\n".join([
         f"## {when}: {device_name(device)}",
@@ -243,6 +261,9 @@ def parse_args(argv):
     p.add_argument("--families", default="paper28,paper32", help="comma-separated: " + ", ".join(baseline_loop.FAMILIES))
     p.add_argument("--width", type=float, default=1.0, help="channel multiplier of the networks (1 = the paper's)")
     p.add_argument("--images", type=int, default=2048, help="images held on the device (random batches are drawn from them)")
+    p.add_argument("--configs", default="default",
+                   help="comma-separated speed settings of the toolkit's step, each a preset or presets joined "
+                        "by '+' (e.g. off,default,channels_last+compile); presets: " + ", ".join(SPEED_PRESETS))
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads(N) (default: torch's choice)")
     p.add_argument("--output", type=Path, default=HERE / "RESULTS.md", help="markdown file the results are appended to")
     args = p.parse_args(argv)
@@ -253,6 +274,10 @@ def parse_args(argv):
     for name in ("batch_size", "steps", "repeats"):
         if getattr(args, name) < 1:
             p.error(f"--{name.replace('_', '-')} must be at least 1")
+    args.configs = [c.strip() for c in args.configs.split(",") if c.strip()]
+    bad = [c for c in args.configs if any(part not in SPEED_PRESETS for part in c.split("+"))]
+    if bad or not args.configs:
+        p.error(f"--configs: unknown {bad}; presets: {', '.join(SPEED_PRESETS)} (join with '+')")
     if args.images < 2 * baseline_loop.LABELED:
         p.error(f"--images must be at least {2 * baseline_loop.LABELED} ({baseline_loop.LABELED} of them are labeled)")
     if args.warmup < 0 or (args.threads is not None and args.threads < 1) or args.width <= 0:

@@ -25,13 +25,13 @@ def test_train_step_benchmark_runs(tmp_path, capsys):
     finally:
         torch.set_num_threads(threads)
     printed = capsys.readouterr().out
-    assert [(r["family"], r["implementation"]) for r in rows] == [("paper28", "toolkit"), ("paper28", "baseline")]
+    assert [(r["family"], r["implementation"]) for r in rows] == [("paper28", "toolkit default"), ("paper28", "baseline")]
     assert all(r["steps_per_s"] > 0 and r["images_per_s"] == r["steps_per_s"] * 64 for r in rows)
     assert rows[1]["speedup"] == 1.0
-    assert "| paper28 | toolkit |" in printed and "| paper28 | baseline |" in printed
+    assert "| paper28 | toolkit default |" in printed and "| paper28 | baseline |" in printed
     text = output.read_text()
     assert text.startswith("# Training-step benchmark results")
-    assert "| paper28 | toolkit |" in text and "| paper28 | baseline |" in text
+    assert "| paper28 | toolkit default |" in text and "| paper28 | baseline |" in text
     assert "--width 0.125" in text and "torch " in text and "threads: 1" in text
 
     try:
@@ -40,3 +40,22 @@ def test_train_step_benchmark_runs(tmp_path, capsys):
     finally:
         torch.set_num_threads(threads)
     assert output.read_text().count("\n## ") == 2  # appended, not overwritten
+
+
+def test_benchmark_times_each_speed_setting_against_the_baseline(tmp_path):
+    import pytest
+    import torch
+
+    bench = load_benchmark()
+    assert bench.speed_options("off+channels_last") == {"precision": "fp32", "channels_last": True,
+                                                        "compile": False, "optimizer": "loop"}
+    threads = torch.get_num_threads()
+    try:
+        rows = bench.main(["--device", "cpu", "--width", "0.125", "--steps", "1", "--warmup", "0", "--repeats", "1",
+                           "--families", "paper28", "--threads", "1", "--configs", "off,channels_last+foreach",
+                           "--output", str(tmp_path / "R.md")])
+        with pytest.raises(SystemExit):
+            bench.main(["--configs", "warp-speed", "--output", str(tmp_path / "R.md")])
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["implementation"] for r in rows] == ["toolkit off", "toolkit channels_last+foreach", "baseline"]

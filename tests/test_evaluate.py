@@ -11,7 +11,7 @@ from torch import nn
 
 from tiny import tiny_recipe, tiny_yaml
 from toolkit.data import ImageSet
-from toolkit.evaluate import encoder_metrics, generator_error
+from toolkit.evaluate import encoder_metrics, generator_error, translation_accuracy
 from toolkit.latent import LatentSpec, Variable
 
 CLASSES = [str(i) for i in range(10)]
@@ -36,6 +36,11 @@ class FakeModel:
         self.useless = useless
         self.g = torch.Generator().manual_seed(0)
 
+    def encode(self, x):
+        z = torch.zeros(len(x), self.spec.dim)
+        z[:, self.spec.slices["digit"].start] = 1.0  # every test image reads as class 0
+        return z
+
     def decode(self, z):
         k = z[:, self.spec.slices["digit"]].argmax(1)
         if self.useless:
@@ -50,6 +55,16 @@ def test_a_perfect_generator_has_zero_error_and_a_useless_one_about_ninety_perce
     assert perfect["overall"] == 0.0 and set(perfect["per_class"]) == set(CLASSES)
     useless = generator_error(FakeModel(useless=True), Oracle(), "digit", per_class=200, seed=0)
     assert 0.85 < useless["overall"] < 0.95
+
+
+def test_translation_accuracy_counts_translations_judged_as_the_requested_class():
+    from types import SimpleNamespace
+
+    test = SimpleNamespace(images=torch.zeros(30, 1, 28, 28, dtype=torch.uint8))
+    perfect = translation_accuracy(FakeModel(useless=False), Oracle(), "digit", test, n=20)
+    assert perfect["overall"] == 1.0 and perfect["images"] == 20 and set(perfect["per_class"]) == set(CLASSES)
+    useless = translation_accuracy(FakeModel(useless=True), Oracle(), "digit", test, n=30)
+    assert 0.0 < useless["overall"] < 0.25
 
 
 def test_generator_error_is_reproducible_for_a_seed():

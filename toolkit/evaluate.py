@@ -2,6 +2,8 @@
 
 - **generator error**: the share of generated images that a separately trained classifier
   does not recognise as the class that was asked for (N per class; overall and per class);
+- **translation accuracy**: test images translated into each class of that variable, and the
+  share the same classifier judges to be of the requested class (Fig. 4, counted; first N test images);
 - **encoder accuracy**: the encoder's class on held-out images, per supervised variable;
 - **reconstruction error**: mean squared error per pixel of G(E(x)) on held-out images.
 
@@ -38,6 +40,26 @@ def generator_error(model, classifier, variable: str, per_class: int, seed: int,
             wrong += int((predict(classifier, images.to(next(classifier.parameters()).device)).cpu() != k).sum())
         errors[name] = wrong / per_class
     return {"overall": sum(errors.values()) / len(errors), "per_class": errors}
+
+
+@torch.no_grad()
+def translation_accuracy(model, classifier, variable: str, test, n: int, batch: int = 500) -> dict:
+    """Share of the first ``n`` test images translated into each class that ``classifier``
+    judges to be of that class (the paper's Fig. 4, counted); per class and overall."""
+    from .classifier import predict
+
+    var = model.spec[variable]
+    device = next(classifier.parameters()).device
+    hits = dict.fromkeys(var.classes, 0)
+    n = min(n, len(test.images))
+    for start in range(0, n, batch):
+        x = test.images[start : min(start + batch, n)].float() / 255.0
+        code = model.encode(x)
+        for k, name in enumerate(var.classes):
+            images = model.decode(model.spec.assign(code.clone(), {variable: k}))
+            hits[name] += int((predict(classifier, images.to(device)).cpu() == k).sum())
+    per_class = {name: h / n for name, h in hits.items()}
+    return {"overall": sum(per_class.values()) / len(per_class), "per_class": per_class, "images": n}
 
 
 @torch.no_grad()
@@ -95,6 +117,8 @@ def evaluate(model, classifier_path: str | Path | None, per_class: int = 500, se
         variable = class_variable_for(model, meta)
         report["generator_error"] = generator_error(model, classifier, variable, per_class, seed)
         report["generator_error"]["variable"] = variable
+        report["translation_accuracy"] = translation_accuracy(model, classifier, variable, test, per_class)
+        report["translation_accuracy"]["variable"] = variable
         report["protocol"].update({
             "classifier": str(classifier_path),
             "classifier_sha256": classifier_hash(classifier_path),

@@ -148,6 +148,19 @@ class OptimConfig(Strict):
         return factor
 
 
+class SpeedConfig(Strict):
+    """How fast the step runs; none of these changes the method (see benchmarks/RESULTS.md)."""
+
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32", description="bf16: forward passes under bfloat16 autocast (losses and weights stay fp32)"
+    )
+    channels_last: bool = Field(False, description="keep images and convolution weights in channels-last layout")
+    compile: bool = Field(False, description="torch.compile G, E and D for the training step (first steps are slow)")
+    optimizer: Literal["auto", "fused", "foreach", "loop"] = Field(
+        "auto", description="Adam implementation: auto = fused where the device supports it, else foreach"
+    )
+
+
 class TrainConfig(Strict):
     steps: PositiveInt = 40000
     log_every: PositiveInt = 100
@@ -159,6 +172,7 @@ class TrainConfig(Strict):
         32, ge=0, description="batches that re-estimate BatchNorm statistics for samples, evaluation and "
         "checkpoints (0: use the running averages as trained, as the authors' code does)"
     )
+    speed: SpeedConfig = Field(default_factory=SpeedConfig)
 
 
 class EvalConfig(Strict):

@@ -25,6 +25,8 @@ from .losses import StepOutputs, build_losses, ramp_factor
 from .networks import build_networks
 from .plugins import get_plugins, registry
 from .recipe import Recipe, to_yaml
+from . import distributed, speed
+from .distributed import World
 
 RESUME_FILE = "resume.safetensors"
 NEVER = torch.tensor(2**62)
@@ -83,12 +85,40 @@ def plugin_versions() -> dict:
     return {name: f"{i.distribution} {i.version}".strip() for name, i in get_plugins().info.items() if not i.error}
 
 
+class ForwardPasses(torch.nn.Module):
+    """The six forward passes of one step, as one module (the unit DDP wraps).
+
+    Returns what :class:`~toolkit.losses.StepOutputs` needs besides the batch, in fp32 whatever
+    the autocast precision.
+    """
+
+    def __init__(self, generator, encoder, discriminator, spec: LatentSpec, precision: str = "fp32"):
+        super().__init__()
+        self.generator, self.encoder, self.discriminator = generator, encoder, discriminator
+        self.spec, self.precision = spec, precision
+
+    def forward(self, x_real: torch.Tensor, z_fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        with speed.autocast(self.precision, x_real.device):
+            x_fake = self.generator(z_fake)
+            raw_real = self.encoder(x_real)
+            z_real = self.spec.code(raw_real.float())
+            x_rec = self.generator(z_real)
+            raw_fake = self.encoder(x_fake)
+            d_real = self.discriminator(x_real, z_real)
+            d_fake = self.discriminator(x_fake, z_fake)
+        out = {"raw_real": raw_real, "z_real": z_real, "x_rec": x_rec, "x_fake": x_fake,
+               "raw_fake": raw_fake, "d_real": d_real, "d_fake": d_fake}
+        return {k: v.float() for k, v in out.items()}
+
+
 class Trainer:
     """Holds the run's state; :meth:`run` trains to ``recipe.train.steps``."""
 
-    def __init__(self, recipe: Recipe, run_dir: Path, device: str = "auto", console=None):
-        self.recipe, self.run_dir, self.console = recipe, Path(run_dir), console
+    def __init__(self, recipe: Recipe, run_dir: Path, device: str = "auto", console=None, world: World = World()):
+        self.recipe, self.run_dir, self.console, self.world = recipe, Path(run_dir), console, world
         self.device = pick_device(device)
+        if recipe.optim.batch_size % world.size:
+            raise ToolkitError(f"optim.batch_size {recipe.optim.batch_size} does not split evenly over {world.size} processes")
         torch.manual_seed(recipe.seed)
         train = load_dataset(recipe, "train")
         self.spec = build_spec(recipe, train)
@@ -98,12 +128,24 @@ class Trainer:
         labels = select_labels(train, supervised, recipe.data.labels, label_seed)
         self.labels = {v.name: labels[v.label].to(self.device) for v in self.spec.supervised}
         self.sampler = LabeledSampler(labels, len(train), recipe.optim.batch_size, recipe.data.labeled_ramp, recipe.seed + 1)
-        self.images = train.images.to(self.device)
-        self.networks = build_networks(recipe.model.network, self.spec, self.image_shape, recipe.model.options).to(self.device)
+        fast = recipe.train.speed
+        self.layout = speed.memory_format(fast.channels_last)
+        self.images = train.images.to(self.device)  # the whole (uint8) data set lives on the device
+        self.networks = build_networks(recipe.model.network, self.spec, self.image_shape, recipe.model.options)
+        if world.distributed:
+            distributed.global_batchnorm(self.networks)
+        self.networks.to(self.device, memory_format=self.layout)
+        self.forward = ForwardPasses(*speed.step_networks(self.networks, fast), self.spec, fast.precision)
+        if world.distributed:
+            self.forward = distributed.wrap(self.forward, self.device)
+            # rank-specific noise inside the networks (after DDP copied rank 0's weights)
+            torch.manual_seed(recipe.seed + 1_000_003 * world.rank)
+        # prior codes of the global batch: the same on every rank
+        self.z_rng = torch.Generator(device=self.device).manual_seed(recipe.seed + 2)
         self.losses = build_losses(recipe.losses, self.spec)
         o = recipe.optim
-        self.opt_d = torch.optim.Adam(self.networks.d_parameters(), lr=o.lr_d, betas=tuple(o.betas))
-        self.opt_ge = torch.optim.Adam(self.networks.ge_parameters(), lr=o.lr_ge, betas=tuple(o.betas))
+        self.opt_d = speed.adam(self.networks.d_parameters(), o.lr_d, o.betas, fast.optimizer, self.device)
+        self.opt_ge = speed.adam(self.networks.ge_parameters(), o.lr_ge, o.betas, fast.optimizer, self.device)
         self.step = 0
         self.fixed_z = self._grid_latents()
         self.test = None
@@ -116,21 +158,17 @@ class Trainer:
     # -- one step ------------------------------------------------------------------------
     def train_step(self, step: int) -> None:
         """One D update and one G/E update (1-based ``step``)."""
-        nets, spec, dev = self.networks, self.spec, self.device
+        dev, world = self.device, self.world
         index, _ = self.sampler.draw(step)
+        z_fake = self.spec.sample(len(index), generator=self.z_rng, device=dev)
+        if world.distributed:  # every rank drew the global batch: keep this rank's slice
+            share = len(index) // world.size
+            index = index[world.rank * share:(world.rank + 1) * share]
+            z_fake = z_fake[world.rank * share:(world.rank + 1) * share]
         index = index.to(dev, non_blocking=True)
-        x_real = self.images[index].float().div_(255.0)
+        x_real = self.images[index].float().div_(255.0).contiguous(memory_format=self.layout)
         labels = {name: lab[index] for name, lab in self.labels.items()}
-
-        z_fake = spec.sample(len(index), device=dev)
-        x_fake = nets.generator(z_fake)
-        raw_real = nets.encoder(x_real)
-        z_real = spec.code(raw_real)
-        x_rec = nets.generator(z_real)
-        raw_fake = nets.encoder(x_fake)
-        d_real = nets.discriminator(x_real, z_real)
-        d_fake = nets.discriminator(x_fake, z_fake)
-        out = StepOutputs(x_real, labels, raw_real, z_real, x_rec, z_fake, x_fake, raw_fake, d_real, d_fake)
+        out = StepOutputs(x_real, labels, z_fake=z_fake, **self.forward(x_real, z_fake))
 
         ge_total, d_total = 0.0, 0.0
         for name, term in self.losses.items():
@@ -172,6 +210,15 @@ class Trainer:
         self._sums, self._count = {}, 0
         return dict(zip(names, values))
 
+    def read_losses_everywhere(self) -> dict[str, float]:
+        """:meth:`read_losses` averaged over the ranks (the same numbers on every rank)."""
+        if not self.world.distributed:
+            return self.read_losses()
+        names = list(self._sums)
+        values = torch.stack([self._sums[n] for n in names]) / max(self._count, 1)
+        self._sums, self._count = {}, 0
+        return dict(zip(names, distributed.all_mean(values, self.world).tolist()))
+
     # -- grids, evaluation, checkpoints ----------------------------------------------------
     def _grid_latents(self, columns: int = 10) -> torch.Tensor:
         """Fixed latents: one row per class of the class variable, shared style per column."""
@@ -198,7 +245,7 @@ class Trainer:
         """
         if self._inference is not None and self._inference[0] == self.step:
             return self._inference[1]
-        nets = copy.deepcopy(self.networks)
+        nets = distributed.unsynced(copy.deepcopy(self.networks))
         batches = self.recipe.train.bn_recalibration
         if batches:
             norms = [m for part in (nets.generator, nets.encoder) for m in part.modules()
@@ -232,7 +279,9 @@ class Trainer:
         return self.run_dir / "checkpoints" / f"step-{step:06d}.safetensors"
 
     def save(self) -> Path:
-        """Write the checkpoint of this step, prune old ones, then the resume file."""
+        """Write the checkpoint of this step, prune old ones, then the resume file (rank 0 only)."""
+        if not self.world.is_main:
+            return self.checkpoint_path(self.step)
         meta = ckpt.checkpoint_meta(self.recipe, self.spec, self.image_shape, self.step, plugin_versions())
         path = self.checkpoint_path(self.step)
         ckpt.save_checkpoint(path, self.inference_networks(), meta)
@@ -249,6 +298,7 @@ class Trainer:
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         tensors["rng.sampler"] = self.sampler.state()
+        tensors["rng.z"] = self.z_rng.get_state()
         resume_meta = dict(meta, kind="resume", optimizers=info)
         ckpt.write_safetensors(self.run_dir / RESUME_FILE, tensors, resume_meta)
         return path
@@ -268,20 +318,30 @@ class Trainer:
         if "rng.cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         self.sampler.load_state(tensors["rng.sampler"])
+        if "rng.z" in tensors:
+            self.z_rng.set_state(tensors["rng.z"])
         self.step = int(meta["step"])
+        if self.world.distributed:  # the other ranks' noise streams are not saved: reseed them
+            torch.manual_seed(self.recipe.seed + 1_000_003 * self.world.rank + self.step)
 
     # -- the loop ------------------------------------------------------------------------
     def log(self, record: dict) -> None:
+        if not self.world.is_main:
+            return
         with open(self.run_dir / "metrics.jsonl", "a") as f:
             f.write(json.dumps(record) + "\n")
 
     def run(self, progress=None) -> dict:
         """Train until ``recipe.train.steps``; save on SIGTERM/Ctrl-C; stop on a non-finite loss."""
-        cfg = self.recipe.train
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        (self.run_dir / "recipe.yaml").write_text(to_yaml(self.recipe))
-        self.tb = _tensorboard(self.run_dir / "tensorboard")
-        stop = {"signal": None}
+        cfg, main = self.recipe.train, self.world.is_main
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "recipe.yaml").write_text(to_yaml(self.recipe))
+            self.tb = _tensorboard(self.run_dir / "tensorboard")
+        stop = {"signal": None, "agreed": False}  # with several ranks, they agree at log steps
+
+        def stopping() -> bool:
+            return stop["agreed"] if self.world.distributed else stop["signal"] is not None
 
         def on_signal(signum, frame):
             stop["signal"] = signum
@@ -289,11 +349,14 @@ class Trainer:
         previous = signal.signal(signal.SIGTERM, on_signal) if _main_thread() else None
         last, started, start_step = {}, time.time(), self.step
         try:
-            while self.step < cfg.steps and stop["signal"] is None:
+            while self.step < cfg.steps and not stopping():
                 self.step += 1
                 self.train_step(self.step)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    last = self.read_losses()
+                    last = self.read_losses_everywhere()
+                    if self.world.distributed and distributed.any_rank(stop["signal"] is not None, self.device, self.world):
+                        stop["agreed"] = True
+                        stop["signal"] = stop["signal"] or signal.SIGTERM
                     if not all(math.isfinite(v) for v in last.values()):
                         self._stop_on_bad_loss(last)
                     self._scalars({f"loss/{k}": v for k, v in last.items()})
@@ -302,7 +365,7 @@ class Trainer:
                               "p_labeled": self.sampler.probability(self.step),
                               "lr_factor": self.recipe.optim.lr_factor(self.step),
                               "steps_per_s": round((self.step - start_step) / max(elapsed, 1e-9), 3)})
-                if self.step % cfg.sample_every == 0:
+                if self.step % cfg.sample_every == 0 and main:
                     self.save_samples()
                 if self.step % cfg.checkpoint_every == 0 and self.step != cfg.steps:
                     self.save()
@@ -317,7 +380,8 @@ class Trainer:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         path = self.save()
-        self.save_samples()
+        if main:
+            self.save_samples()
         result = {"step": self.step, "checkpoint": str(path), "interrupted": stop["signal"] is not None,
                   "encoder_accuracy": self._evaluate(), "seconds": round(time.time() - started, 1)}
         if self.tb is not None:
@@ -346,6 +410,8 @@ class Trainer:
         from .model import Model
 
         cfg = self.recipe.evaluate
+        if not self.world.is_main:
+            return None
         if self.test is None:
             try:
                 self.test = load_dataset(self.recipe, "test")

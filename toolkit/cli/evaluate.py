@@ -41,6 +41,11 @@ def evaluate(
         table.add_row("generator error", f"{ge['overall']:.2%}")
         for name, value in ge["per_class"].items():
             table.add_row(f"  {ge['variable']}={name}", f"{value:.2%}")
+    if "translation_accuracy" in report:
+        ta = report["translation_accuracy"]
+        table.add_row(f"translation accuracy ({ta['images']} test images)", f"{ta['overall']:.2%}")
+        for name, value in ta["per_class"].items():
+            table.add_row(f"  {ta['variable']} -> {name}", f"{value:.2%}")
     for name, value in report["encoder_accuracy"].items():
         table.add_row(f"encoder accuracy ({name})", f"{value:.2%}")
     table.add_row("reconstruction MSE", f"{report['reconstruction_mse']:.4f}")

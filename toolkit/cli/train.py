@@ -30,10 +30,19 @@ def train(
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder exactly where it stopped."),
     device: Optional[str] = typer.Option(None, "--device", help="auto, cpu, cuda or cuda:N (default: the recipe's)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Validate and print the resolved recipe and latent spec; do not train."),
+    nproc: int = typer.Option(1, "--nproc", min=1, help="Train on N processes (N GPUs, or CPU processes) through torchrun."),
 ):
     """Train a model from a recipe, with progress, sample grids and checkpoints."""
+    from .. import distributed
     from ..recipe import apply_overrides, load_recipe, parse_recipe, read_yaml, resolve
     from ..train import RESUME_FILE
+
+    world = distributed.world_from_env()
+    if nproc > 1:
+        if world.distributed:
+            raise ToolkitError("--nproc starts torchrun itself: drop it when running under torchrun")
+        _launch(nproc, recipe, set_, out, resume, device, dry_run)
+        return
 
     if resume is not None:
         if recipe is not None:
@@ -45,31 +54,90 @@ def train(
             raise ToolkitError(f"{resume}: no {RESUME_FILE} here, nothing to resume")
         source = resume / "recipe.yaml"
         resolved = resolve(parse_recipe(apply_overrides(read_yaml(source), set_), str(source)), str(source))
+        _join(world, device or resolved.train.device)
         run_dir = resume
     else:
         if recipe is None:
             raise ToolkitError("missing RECIPE (e.g. toolkit train recipes/quickstart.yaml), or use --resume RUN_DIR")
         resolved = resolve(load_recipe(recipe, set_), source=str(recipe))
-        run_dir = out or new_run_dir(resolved.name)
+        _join(world, device or resolved.train.device)
+        run_dir = out or distributed.broadcast_object(new_run_dir(resolved.name), world)
         if run_dir.exists() and not run_dir.is_dir():
             raise ToolkitError(f"--out {run_dir}: is a file, not a folder")
-        held = [name for name in (RESUME_FILE, "recipe.yaml", "metrics.jsonl", "checkpoints") if (run_dir / name).exists()]
-        if held:
-            how = f"--resume {run_dir} or another --out" if RESUME_FILE in held else "another --out (or delete it)"
-            raise ToolkitError(f"{run_dir} already holds a run ({', '.join(held)}); use {how}")
-    _train(resolved, run_dir, device or resolved.train.device, resume is not None, dry_run)
+        check_free(run_dir)
+    distributed.barrier(world)  # every rank checked the run folder before rank 0 writes to it
+    try:
+        _train(resolved, run_dir, device or resolved.train.device, resume is not None, dry_run, world)
+    finally:
+        distributed.shutdown()
 
 
-def _train(recipe, run_dir: Path, device: str, resuming: bool, dry_run: bool) -> None:
+def check_free(run_dir: Path) -> None:
+    """A new run may not write into a folder that holds another run."""
+    from ..train import RESUME_FILE
+
+    held = [name for name in (RESUME_FILE, "recipe.yaml", "metrics.jsonl", "checkpoints") if (run_dir / name).exists()]
+    if held:
+        how = f"--resume {run_dir} or another --out" if RESUME_FILE in held else "another --out (or delete it)"
+        raise ToolkitError(f"{run_dir} already holds a run ({', '.join(held)}); use {how}")
+
+
+def _join(world, device: str) -> None:
+    """Under torchrun: join the process group (gloo for CPU, NCCL for CUDA)."""
+    from .. import distributed
+    from ..train import pick_device
+
+    distributed.init(world, pick_device(distributed.device_for(world, device)))
+
+
+def _launch(nproc: int, recipe, set_, out, resume, device, dry_run) -> None:
+    """Re-run this command under torchrun on ``nproc`` processes of this machine."""
+    import subprocess
+    import sys
+
+    from ..recipe import load_recipe, read_yaml
+
+    # the checks every rank would make, made once here (a rank's error is one line among N)
+    if resume is not None:
+        batch = read_yaml(resume / "recipe.yaml").get("optim", {}).get("batch_size", 64) if (resume / "recipe.yaml").is_file() else 64
+    elif recipe is not None:
+        resolved = load_recipe(recipe, set_)
+        batch = resolved.optim.batch_size
+        out = out or new_run_dir(resolved.name)  # one folder name for every rank
+        check_free(out)
+    else:
+        raise ToolkitError("missing RECIPE (e.g. toolkit train recipes/quickstart.yaml), or use --resume RUN_DIR")
+    if batch % nproc:
+        raise ToolkitError(f"optim.batch_size {batch} does not split evenly over {nproc} processes")
+    args = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
+            "-m", "toolkit", "train"]
+    args += [str(recipe)] if recipe is not None else []
+    for item in set_:
+        args += ["--set", item]
+    args += ["--out", str(out)] if out is not None else []
+    args += ["--resume", str(resume)] if resume is not None else []
+    args += ["--device", device] if device else []
+    args += ["--dry-run"] if dry_run else []
+    code = subprocess.call(args)
+    if code:
+        raise typer.Exit(code)
+
+
+def _train(recipe, run_dir: Path, device: str, resuming: bool, dry_run: bool, world=None) -> None:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+    from .. import distributed
     from ..recipe import to_yaml
     from ..train import Trainer
 
-    console = Console(stderr=True, soft_wrap=True)
-    trainer = Trainer(recipe, run_dir, device)
+    world = world or distributed.World()
+    console = Console(stderr=True, soft_wrap=True, quiet=not world.is_main)
+    device = distributed.device_for(world, device)
+    trainer = Trainer(recipe, run_dir, device, world=world)
     if dry_run:
+        if not world.is_main:
+            return
         typer.echo(to_yaml(recipe), nl=False)
         typer.echo("# latent spec\n# " + trainer.spec.describe().replace("\n", "\n# "))
         typer.echo(f"# run folder: {run_dir}; device: {trainer.device}; images {trainer.image_shape}")
@@ -77,7 +145,8 @@ def _train(recipe, run_dir: Path, device: str, resuming: bool, dry_run: bool) ->
     if resuming:
         trainer.load_resume()
         console.print(f"resuming {run_dir} at step {trainer.step}")
-    console.print(f"training '{recipe.name}' on {trainer.device} -> {run_dir}")
+    where = f"{world.size} processes ({trainer.device.type})" if world.distributed else str(trainer.device)
+    console.print(f"training '{recipe.name}' on {where} -> {run_dir}")
     judge = recipe.evaluate.classifier_path()
     if judge is not None and not judge.is_file():
         console.print(f"note: classifier {judge} not found, so generator error is not measured during training "
@@ -85,7 +154,7 @@ def _train(recipe, run_dir: Path, device: str, resuming: bool, dry_run: bool) ->
     total = recipe.train.steps
     columns = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[speed]}"),
                TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[losses]}")]
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=console, transient=False, disable=not world.is_main) as progress:
         task = progress.add_task("train", total=total, completed=trainer.step, speed="", losses="")
         started, first = time.time(), trainer.step
 
