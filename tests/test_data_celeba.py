@@ -243,3 +243,16 @@ def test_a_classifier_learns_a_recipe_derived_attribute(tmp_path):
     meta = read_classifier_meta(out)
     assert meta["attribute"] == "hair" and meta["classes"] == ["bald", "black", "blond"]
     assert meta["attributes"]["hair"]["columns"] == ["Bald", "Black_Hair", "Blond_Hair"]
+
+
+def test_translate_frames_input_faces_as_training_did():
+    """The celeba plugin declares its crop, so a user's photo is cut as the training images were."""
+    from toolkit.cli.images import input_crop
+    from toolkit.recipe import load_recipe
+
+    recipe = load_recipe(Path(__file__).resolve().parent.parent / "recipes" / "celeba-cpu.yaml")
+    crop = input_crop(recipe)
+    assert crop is not None
+    assert crop(178, 218) == pytest.approx((17.8, 109 - 71.2, 178 - 17.8, 109 + 71.2))  # 0.8 of the width, centred
+    tiny = load_recipe(Path(__file__).resolve().parent.parent / "recipes" / "quickstart.yaml")
+    assert input_crop(tiny) is None  # datasets without a declared crop: the centre square

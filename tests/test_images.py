@@ -242,3 +242,13 @@ def test_atomic_write_failure_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         atomic_write(target, write)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_crop_function_replaces_the_centre_square(tmp_path):
+    arr = np.zeros((40, 20), dtype=np.uint8)
+    arr[:20] = 255  # white top half, black bottom half
+    path = tmp_path / "tall.png"
+    Image.fromarray(arr).save(path)
+    top = load_image(path, 1, 8, crop=lambda w, h: (0, 0, w, w))
+    bottom = load_image(path, 1, 8, crop=lambda w, h: (0, h - w, w, h))
+    assert top.min() == 1.0 and bottom.max() == 0.0

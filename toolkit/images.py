@@ -64,8 +64,12 @@ def _to_mode(img, channels: int):
     return img.convert("L" if channels == 1 else "RGB")
 
 
-def load_image(path: str | Path, channels: int, size: int | tuple[int, int]) -> torch.Tensor:
-    """Read one image as a float tensor ``(C, H, W)`` in [0, 1] (see module doc for conversion)."""
+def load_image(path: str | Path, channels: int, size: int | tuple[int, int], crop=None) -> torch.Tensor:
+    """Read one image as a float tensor ``(C, H, W)`` in [0, 1] (see module doc for conversion).
+
+    ``crop(width, height) -> (left, top, right, bottom)`` replaces the centre square (a dataset's
+    own framing, e.g. CelebA's face crop).
+    """
     from PIL import Image
 
     path = Path(path)
@@ -76,9 +80,13 @@ def load_image(path: str | Path, channels: int, size: int | tuple[int, int]) -> 
     width, height = img.size
     if width == 0 or height == 0:
         raise ImageError(f"{path}: empty image")
-    side = min(width, height)
-    left, top = (width - side) // 2, (height - side) // 2
-    img = img.crop((left, top, left + side, top + side)).resize((w, h), Image.BILINEAR, reducing_gap=None)
+    if crop is None:
+        side = min(width, height)
+        left, top = (width - side) // 2, (height - side) // 2
+        box = (left, top, left + side, top + side)
+    else:
+        box = tuple(crop(width, height))
+    img = img.crop(box).resize((w, h), Image.BILINEAR, reducing_gap=None)
     arr = np.asarray(img, dtype=np.uint8)
     if arr.ndim == 2:
         arr = arr[:, :, None]

@@ -15,7 +15,7 @@ def register_datasets(register):
              description="a 6,000 + 1,000 image slice of Fashion-MNIST that ships with the toolkit")
     register("svhn", "toolkit_data.svhn:load", options=SvhnOptions,
              description="SVHN house-number digits, 32x32 colour; attribute 'digit' (0-9); needs scipy")
-    register("celeba", "toolkit_data.celeba:load", options=CelebaOptions,
+    register("celeba", "toolkit_data.celeba:load", options=CelebaOptions, input_crop="toolkit_data.celeba:input_crop",
              description="CelebA faces, cropped and resized (32x32 colour); its 40 attributes, each no/yes")
     register("image-folder", "toolkit_data.folder:load", options=FolderOptions,
              description="your own images: a folder, plus an optional CSV of (partial) labels")

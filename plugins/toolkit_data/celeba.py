@@ -127,6 +127,11 @@ def crop_box(width: int, height: int, crop: float, center: float) -> tuple[float
     return left, top, left + side, top + side
 
 
+def input_crop(options, width: int, height: int) -> tuple[float, float, float, float]:
+    """The box of any face image that training keeps (``translate`` and ``interpolate`` use it)."""
+    return crop_box(width, height, options.crop, options.crop_center)
+
+
 def decode(path: Path, options) -> np.ndarray:
     """One image as uint8 ``(S, S, 3)``: cropped and resized as the module doc says."""
     from PIL import Image

@@ -31,7 +31,26 @@ def read_images(model, paths: list[Path]):
     from ..images import load_image
 
     channels, height, width = model.image_shape
-    return torch.stack([load_image(p, channels, (height, width)) for p in paths])
+    crop = input_crop(model.recipe)
+    return torch.stack([load_image(p, channels, (height, width), crop) for p in paths])
+
+
+def input_crop(recipe):
+    """The training data's own framing of input images, when its dataset plugin declares one
+    (``register(..., input_crop="module:function")``, called as ``function(options, width, height)``)."""
+    import functools
+
+    from ..plugins import registry
+    from ..registry import Entry
+
+    if recipe.data.dataset not in registry("dataset"):
+        return None
+    entry = registry("dataset").get(recipe.data.dataset)
+    target = entry.extra.get("input_crop")
+    if target is None:
+        return None
+    crop = Entry("dataset input_crop", entry.name, target, plugin=entry.plugin).resolve()
+    return functools.partial(crop, entry.parse_options(recipe.data.options, "data.options"))
 
 
 def done(path: Path, what: str) -> None:
