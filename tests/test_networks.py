@@ -103,12 +103,36 @@ def test_paper28_other_regularisers(regularizer):
         assert torch.equal(nets.discriminator(x, z), nets.discriminator(x, z))
 
 
-@pytest.mark.parametrize("init", ["code", "he", "default"])
+@pytest.mark.parametrize("init", ["code", "fixed", "he", "default"])
 def test_paper28_inits(init):
     spec = _spec()
     nets = build_networks("paper28", spec, (1, 28, 28), {"width": 0.125, "init": init})
     with torch.no_grad():
         assert torch.isfinite(nets.generator(spec.sample(2))).all()
+
+
+def test_fixed_init_keeps_the_codes_generator_and_uses_the_true_fan_in_for_e_and_d():
+    torch.manual_seed(0)
+    code = build_networks("paper28", _spec(), (1, 28, 28), {"init": "code"})
+    torch.manual_seed(0)
+    fixed = build_networks("paper28", _spec(), (1, 28, 28), {"init": "fixed"})
+    for a, b in zip(code.generator.parameters(), fixed.generator.parameters()):
+        assert torch.equal(a, b)
+    conv = fixed.discriminator.image[1][0]  # 64 -> 128, 3x3: He std sqrt(2 / (64 * 9))
+    assert conv.weight.std().item() == pytest.approx((2 / (64 * 9)) ** 0.5, rel=0.05)
+    assert code.discriminator.image[1][0].weight.std().item() == pytest.approx((2 / 3) ** 0.5, rel=0.05)
+
+
+@pytest.mark.parametrize("family,shape", [("paper28", (1, 28, 28)), ("paper32", (3, 32, 32))])
+def test_resize_upsampling_has_no_transposed_stride_two_convolutions(family, shape):
+    spec = _spec()
+    nets = build_networks(family, spec, shape, {"width": 0.125, "g_upsampling": "resize"})
+    strided = [m for m in nets.generator.modules() if isinstance(m, torch.nn.ConvTranspose2d) and m.stride != (1, 1)]
+    assert not strided
+    assert any(isinstance(m, torch.nn.Upsample) for m in nets.generator.modules())
+    with torch.no_grad():
+        x = nets.generator(spec.sample(3))
+    assert x.shape == (3, *shape) and 0 <= x.min() and x.max() <= 1
 
 
 @pytest.mark.parametrize("shape", [(1, 32, 32), (3, 28, 32), (1, 64, 64)])

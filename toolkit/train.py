@@ -165,6 +165,8 @@ class Trainer:
             share = len(index) // world.size
             index = index[world.rank * share:(world.rank + 1) * share]
             z_fake = z_fake[world.rank * share:(world.rank + 1) * share]
+        if dev.type == "cuda":  # from pinned memory the copy is asynchronous (pageable memory syncs)
+            index = index.pin_memory()
         index = index.to(dev, non_blocking=True)
         x_real = self.images[index].float().div_(255.0).contiguous(memory_format=self.layout)
         labels = {name: lab[index] for name, lab in self.labels.items()}

@@ -40,6 +40,13 @@ def block(layer: nn.Module, channels: int, options, two_d: bool, extra: nn.Modul
     return nn.Sequential(*parts)
 
 
+def upsample(in_channels: int, out_channels: int, options) -> nn.Module:
+    """Double the resolution: a 4x4 stride-2 SAME transposed conv, or resize then a 3x3 conv."""
+    if options.g_upsampling == "resize":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_channels, out_channels, 3, 1, 1))
+    return nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1)
+
+
 class CropSame(nn.Module):
     """TF 'SAME' for a stride-1 4x4 transposed conv: with padding 1, drop the last row and
     column (the same as padding 0 and cropping [1:-2, 1:-2], with less work)."""
@@ -74,9 +81,9 @@ def init_networks(g: nn.Module, e: nn.Module, d: nn.Module, options) -> None:
     authors' code) get std sqrt(2) under ``code`` (their kernel height is 1)."""
     if options.init == "default":
         return
-    init_generator(g) if options.init == "code" else init_code_style(g, "he")
-    init_code_style(e, options.init)
-    init_code_style(d, options.init)
+    init_generator(g) if options.init in ("code", "fixed") else init_code_style(g, "he")
+    init_code_style(e, "he" if options.init == "fixed" else options.init)
+    init_code_style(d, "he" if options.init == "fixed" else options.init)
     if options.init == "code":
         for layer in getattr(d, "one_by_one", ()):
             nn.init.normal_(layer.weight, 0.0, math.sqrt(2.0))

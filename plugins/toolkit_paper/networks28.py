@@ -14,7 +14,7 @@ from torch import nn
 from toolkit.errors import ToolkitError
 from toolkit.networks import Networks
 
-from .layers import CropSame, block, init_networks, regulariser, scaled
+from .layers import CropSame, block, init_networks, regulariser, scaled, upsample
 
 
 class Generator28(nn.Module):
@@ -24,9 +24,9 @@ class Generator28(nn.Module):
         self.base = w(64)
         self.fc = block(nn.Linear(spec.dim, 7 * 7 * self.base), 7 * 7 * self.base, o, two_d=False)
         self.deconv = nn.Sequential(
-            block(nn.ConvTranspose2d(self.base, w(128), 4, 2, 1), w(128), o, two_d=True),  # 7 -> 14
+            block(upsample(self.base, w(128), o), w(128), o, two_d=True),  # 7 -> 14
             block(nn.Sequential(nn.ConvTranspose2d(w(128), w(64), 4, 1, 1), CropSame()), w(64), o, two_d=True),  # 14
-            nn.ConvTranspose2d(w(64), channels, 4, 2, 1),  # 14 -> 28
+            upsample(w(64), channels, o),  # 14 -> 28
             nn.Sigmoid(),
         )
 

@@ -16,7 +16,7 @@ from torch import nn
 from toolkit.errors import ToolkitError
 from toolkit.networks import Networks
 
-from .layers import block, init_networks, regulariser, scaled
+from .layers import block, init_networks, regulariser, scaled, upsample
 
 
 class Generator32(nn.Module):
@@ -26,9 +26,9 @@ class Generator32(nn.Module):
         self.base = w(128)
         self.fc = block(nn.Linear(spec.dim, 4 * 4 * self.base), 4 * 4 * self.base, o, two_d=False)  # FC 2048
         self.deconv = nn.Sequential(
-            block(nn.ConvTranspose2d(self.base, w(128), 4, 2, 1), w(128), o, two_d=True),  # 4 -> 8
-            block(nn.ConvTranspose2d(w(128), w(64), 4, 2, 1), w(64), o, two_d=True),  # 8 -> 16
-            block(nn.ConvTranspose2d(w(64), w(32), 4, 2, 1), w(32), o, two_d=True),  # 16 -> 32
+            block(upsample(self.base, w(128), o), w(128), o, two_d=True),  # 4 -> 8
+            block(upsample(w(128), w(64), o), w(64), o, two_d=True),  # 8 -> 16
+            block(upsample(w(64), w(32), o), w(32), o, two_d=True),  # 16 -> 32
             nn.ConvTranspose2d(w(32), channels, 3, 1, 1),  # 32, SAME
             nn.Sigmoid(),
         )

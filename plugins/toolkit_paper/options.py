@@ -21,14 +21,19 @@ class PaperNetworkOptions(_Options):
     )
     noise_std: tuple[float, float] = Field((0.3, 0.5), description="noise std on the first / later D layers")
     dropout: float = Field(0.3, ge=0, lt=1, description="dropout probability (d_regularizer=dropout)")
-    init: Literal["code", "he", "default"] = Field(
+    init: Literal["code", "fixed", "he", "default"] = Field(
         "code",
         description="code: the authors' init (G N(0,0.02); E/D 'He' with their kernel-height fan-in); "
-        "he: He init with the true fan-in; default: PyTorch's",
+        "fixed: the code's G init, He init with the true fan-in for E/D; he: He init with the true "
+        "fan-in everywhere; default: PyTorch's",
     )
     bn_momentum: float = Field(0.001, gt=0, le=1, description="BatchNorm momentum (TF decay 0.999 = 0.001)")
     bn_eps: float = Field(1e-3, gt=0, description="BatchNorm epsilon (TF default 1e-3)")
     width: float = Field(1.0, gt=0, le=4, description="channel multiplier (small values for smoke tests)")
+    g_upsampling: Literal["deconv", "resize"] = Field(
+        "deconv", description="how G doubles its resolution: deconv = 4x4 stride-2 transposed convolutions (paper, "
+        "code); resize = nearest-neighbour x2 then a 3x3 convolution (no checkerboard, Odena et al. 2016)"
+    )
 
 
 class Paper28Options(PaperNetworkOptions):
