@@ -72,6 +72,9 @@ def shutdown() -> None:
 def device_for(world: World, name: str) -> str:
     """Each process on its own GPU: ``cuda`` becomes ``cuda:LOCAL_RANK``."""
     if world.distributed and name in ("auto", "cuda") and torch.cuda.is_available():
+        if world.local_rank >= torch.cuda.device_count():
+            raise ToolkitError(f"process {world.local_rank} of this machine has no GPU: it has "
+                               f"{torch.cuda.device_count()}; start at most that many processes per machine")
         return f"cuda:{world.local_rank}"
     return name
 
