@@ -26,18 +26,25 @@ class Entry:
     def resolve(self) -> Callable:
         """The factory itself, importing ``"module:attr"`` strings on first use."""
         if isinstance(self.factory, str):
-            module, _, attr = self.factory.partition(":")
-            try:
-                obj = importlib.import_module(module)
-                for part in attr.split("."):
-                    obj = getattr(obj, part)
-            except Exception as exc:  # any failure to import a plugin's factory is reported
-                raise ToolkitError(
-                    f"{self.kind} '{self.name}' (plugin {self.plugin}) cannot be loaded from "
-                    f"'{self.factory}': {exc}"
-                ) from exc
-            self.factory = obj
+            self.factory = self._load(self.factory, self.kind)
         return self.factory
+
+    def resolve_extra(self, key: str) -> Any:
+        """``extra[key]`` (None when absent), importing a ``"module:attr"`` string on first use."""
+        value = self.extra.get(key)
+        if isinstance(value, str):
+            value = self.extra[key] = self._load(value, f"{self.kind} {key}")
+        return value
+
+    def _load(self, target: str, what: str) -> Any:
+        module, _, attr = target.partition(":")
+        try:
+            obj = importlib.import_module(module)
+            for part in attr.split("."):
+                obj = getattr(obj, part)
+        except Exception as exc:  # any failure to import a plugin's code is reported
+            raise ToolkitError(f"{what} '{self.name}' (plugin {self.plugin}) cannot be loaded from '{target}': {exc}") from exc
+        return obj
 
     def parse_options(self, options: dict | BaseModel | None, where: str = "options") -> Any:
         """Validate ``options`` against the entry's model; errors name the key path."""

@@ -7,6 +7,7 @@ stay the same. Their measured effect is in benchmarks/RESULTS.md.
 from __future__ import annotations
 
 import contextlib
+import functools
 
 import torch
 from torch import nn
@@ -27,6 +28,11 @@ def adam(params, lr: float, betas, impl: str, device: torch.device) -> torch.opt
 
 def fused_supported(device: torch.device) -> bool:
     """Whether ``torch.optim.Adam(fused=True)`` runs on this device type."""
+    return _fused_supported(str(device))
+
+
+@functools.lru_cache(maxsize=None)
+def _fused_supported(device: str) -> bool:
     try:
         probe = nn.Parameter(torch.zeros(1, device=device))
         opt = torch.optim.Adam([probe], fused=True)

@@ -163,8 +163,8 @@ class Trainer:
         z_fake = self.spec.sample(len(index), generator=self.z_rng, device=dev)
         if world.distributed:  # every rank drew the global batch: keep this rank's slice
             share = len(index) // world.size
-            index = index[world.rank * share:(world.rank + 1) * share]
-            z_fake = z_fake[world.rank * share:(world.rank + 1) * share]
+            mine = slice(world.rank * share, (world.rank + 1) * share)
+            index, z_fake = index[mine], z_fake[mine]
         if dev.type == "cuda":  # from pinned memory the copy is asynchronous (pageable memory syncs)
             index = index.pin_memory()
         index = index.to(dev, non_blocking=True)
@@ -204,22 +204,14 @@ class Trainer:
         self._first_bad[name] = torch.where(torch.isfinite(value), never, torch.minimum(never, torch.tensor(self.step)))
 
     def read_losses(self) -> dict[str, float]:
-        """Mean of each loss term since the last call (one host synchronisation)."""
+        """Mean of each loss term since the last call, over the steps and the ranks (one host
+        synchronisation; every rank gets the same numbers)."""
         if not self._count:
             return {}
         names = list(self._sums)
-        values = (torch.stack([self._sums[n] for n in names]) / self._count).tolist()
+        values = distributed.all_mean(torch.stack([self._sums[n] for n in names]) / self._count, self.world)
         self._sums, self._count = {}, 0
-        return dict(zip(names, values))
-
-    def read_losses_everywhere(self) -> dict[str, float]:
-        """:meth:`read_losses` averaged over the ranks (the same numbers on every rank)."""
-        if not self.world.distributed:
-            return self.read_losses()
-        names = list(self._sums)
-        values = torch.stack([self._sums[n] for n in names]) / max(self._count, 1)
-        self._sums, self._count = {}, 0
-        return dict(zip(names, distributed.all_mean(values, self.world).tolist()))
+        return dict(zip(names, values.tolist()))
 
     # -- grids, evaluation, checkpoints ----------------------------------------------------
     def _grid_latents(self, columns: int = 10) -> torch.Tensor:
@@ -355,7 +347,7 @@ class Trainer:
                 self.step += 1
                 self.train_step(self.step)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                    last = self.read_losses_everywhere()
+                    last = self.read_losses()
                     if self.world.distributed and distributed.any_rank(stop["signal"] is not None, self.device, self.world):
                         stop["agreed"] = True
                         stop["signal"] = stop["signal"] or signal.SIGTERM

@@ -41,15 +41,13 @@ def input_crop(recipe):
     import functools
 
     from ..plugins import registry
-    from ..registry import Entry
 
     if recipe.data.dataset not in registry("dataset"):
         return None
     entry = registry("dataset").get(recipe.data.dataset)
-    target = entry.extra.get("input_crop")
-    if target is None:
+    crop = entry.resolve_extra("input_crop")
+    if crop is None:
         return None
-    crop = Entry("dataset input_crop", entry.name, target, plugin=entry.plugin).resolve()
     return functools.partial(crop, entry.parse_options(recipe.data.options, "data.options"))
 
 

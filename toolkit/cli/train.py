@@ -34,33 +34,19 @@ def train(
 ):
     """Train a model from a recipe, with progress, sample grids and checkpoints."""
     from .. import distributed
-    from ..recipe import apply_overrides, load_recipe, parse_recipe, read_yaml, resolve
-    from ..train import RESUME_FILE
 
     world = distributed.world_from_env()
+    resolved = _resolved_recipe(recipe, set_, resume)
     if nproc > 1:
         if world.distributed:
             raise ToolkitError("--nproc starts torchrun itself: drop it when running under torchrun")
-        _launch(nproc, recipe, set_, out, resume, device, dry_run)
+        _launch(nproc, resolved, recipe, set_, out, resume, device, dry_run)
         return
 
+    _join(world, device or resolved.train.device)
     if resume is not None:
-        if recipe is not None:
-            raise ToolkitError("give either a RECIPE or --resume RUN_DIR, not both (the run folder holds its recipe)")
-        bad = [s for s in set_ if not s.startswith("train.")]
-        if bad:
-            raise ToolkitError(f"--resume only allows train.* overrides (e.g. train.steps), got: {', '.join(bad)}")
-        if not (resume / RESUME_FILE).is_file():
-            raise ToolkitError(f"{resume}: no {RESUME_FILE} here, nothing to resume")
-        source = resume / "recipe.yaml"
-        resolved = resolve(parse_recipe(apply_overrides(read_yaml(source), set_), str(source)), str(source))
-        _join(world, device or resolved.train.device)
         run_dir = resume
     else:
-        if recipe is None:
-            raise ToolkitError("missing RECIPE (e.g. toolkit train recipes/quickstart.yaml), or use --resume RUN_DIR")
-        resolved = resolve(load_recipe(recipe, set_), source=str(recipe))
-        _join(world, device or resolved.train.device)
         run_dir = out or distributed.broadcast_object(new_run_dir(resolved.name), world)
         if run_dir.exists() and not run_dir.is_dir():
             raise ToolkitError(f"--out {run_dir}: is a file, not a folder")
@@ -70,6 +56,26 @@ def train(
         _train(resolved, run_dir, device or resolved.train.device, resume is not None, dry_run, world)
     finally:
         distributed.shutdown()
+
+
+def _resolved_recipe(recipe: Optional[Path], set_: list[str], resume: Optional[Path]):
+    """The run's recipe: RECIPE with --set overrides, or the one kept in the --resume folder."""
+    from ..recipe import apply_overrides, load_recipe, parse_recipe, read_yaml, resolve
+    from ..train import RESUME_FILE
+
+    if resume is None:
+        if recipe is None:
+            raise ToolkitError("missing RECIPE (e.g. toolkit train recipes/quickstart.yaml), or use --resume RUN_DIR")
+        return resolve(load_recipe(recipe, set_), source=str(recipe))
+    if recipe is not None:
+        raise ToolkitError("give either a RECIPE or --resume RUN_DIR, not both (the run folder holds its recipe)")
+    bad = [s for s in set_ if not s.startswith("train.")]
+    if bad:
+        raise ToolkitError(f"--resume only allows train.* overrides (e.g. train.steps), got: {', '.join(bad)}")
+    if not (resume / RESUME_FILE).is_file():
+        raise ToolkitError(f"{resume}: no {RESUME_FILE} here, nothing to resume")
+    source = resume / "recipe.yaml"
+    return resolve(parse_recipe(apply_overrides(read_yaml(source), set_), str(source)), str(source))
 
 
 def check_free(run_dir: Path) -> None:
@@ -90,25 +96,17 @@ def _join(world, device: str) -> None:
     distributed.init(world, pick_device(distributed.device_for(world, device)))
 
 
-def _launch(nproc: int, recipe, set_, out, resume, device, dry_run) -> None:
+def _launch(nproc: int, resolved, recipe, set_, out, resume, device, dry_run) -> None:
     """Re-run this command under torchrun on ``nproc`` processes of this machine."""
     import subprocess
     import sys
 
-    from ..recipe import load_recipe, read_yaml
-
     # the checks every rank would make, made once here (a rank's error is one line among N)
-    if resume is not None:
-        batch = read_yaml(resume / "recipe.yaml").get("optim", {}).get("batch_size", 64) if (resume / "recipe.yaml").is_file() else 64
-    elif recipe is not None:
-        resolved = load_recipe(recipe, set_)
-        batch = resolved.optim.batch_size
+    if resume is None:
         out = out or new_run_dir(resolved.name)  # one folder name for every rank
         check_free(out)
-    else:
-        raise ToolkitError("missing RECIPE (e.g. toolkit train recipes/quickstart.yaml), or use --resume RUN_DIR")
-    if batch % nproc:
-        raise ToolkitError(f"optim.batch_size {batch} does not split evenly over {nproc} processes")
+    if resolved.optim.batch_size % nproc:
+        raise ToolkitError(f"optim.batch_size {resolved.optim.batch_size} does not split evenly over {nproc} processes")
     args = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
             "-m", "toolkit", "train"]
     args += [str(recipe)] if recipe is not None else []
