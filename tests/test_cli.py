@@ -1,5 +1,6 @@
 """The command line end to end: train, then generate / translate / interpolate from the file."""
 
+import io
 import subprocess
 import sys
 
@@ -22,6 +23,7 @@ def workdir(tmp_path_factory):
     done = toolkit("train", recipe, "--set", "seed=3", cwd=cwd)
     assert done.returncode == 0, done.stderr
     assert "encoder accuracy on held-out images: item" in done.stderr
+    assert "train 4/4 " in done.stderr  # not a terminal: progress comes as plain log lines
     Image.fromarray((np.random.default_rng(0).random((40, 30, 3)) * 255).astype(np.uint8)).save(cwd / "photo.png")
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(cwd / "digit.png")
     return cwd
@@ -100,3 +102,19 @@ def test_plugins_and_recipe_commands(workdir):
     assert done.returncode == 0 and "lr_d: 0.0003" in done.stdout and "d_regularizer: noise" in done.stdout
     done = toolkit("recipe", "schema", cwd=workdir)
     assert done.returncode == 0 and '"Recipe"' in done.stdout
+
+
+def test_progress_in_logs_prints_a_line_per_interval_and_at_the_end():
+    from rich.console import Console
+
+    from toolkit.cli.progress import LineProgress
+
+    console = Console(file=io.StringIO(), width=200)
+    with LineProgress(console, "train", total=10, interval=3600) as bar:
+        for step in range(1, 11):
+            bar.update(step, info=f"loss={step}")
+    lines = console.file.getvalue().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("train 10/10 ") and lines[0].endswith("loss=10")
+    with LineProgress(console, "classifier", total=None, interval=0) as bar:
+        bar.update(3, total=6, info="epoch 1/2")
+    assert "classifier 3/6 " in console.file.getvalue().splitlines()[-1]

@@ -40,10 +40,10 @@ def train(
 ):
     """Train a classifier for DATASET's ATTRIBUTE; save it with its test accuracy and data hash."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from ..classifier import save_classifier, train_classifier
     from ..recipe import apply_overrides
+    from .progress import progress
 
     from ..errors import ToolkitError
 
@@ -63,13 +63,10 @@ def train(
     out = out or default_path(dataset, attribute)
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"training classifier '{network}' for {dataset} / {attribute} ({epochs} epochs) -> {out}")
-    columns = [TextColumn("[bold]classifier"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[info]}"),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn()]
-    with Progress(*columns, console=console, transient=False) as bar:
-        task = bar.add_task("train", total=None, info="loading data")
+    with progress(console, "classifier", None) as bar:
 
         def update(step: int, total: int, info: dict):
-            bar.update(task, completed=step, total=total, info=f"epoch {info['epoch']}/{epochs} loss {info['loss']:.4f}")
+            bar.update(step, total=total, info=f"epoch {info['epoch']}/{epochs} loss {info['loss']:.4f}")
 
         module, meta = train_classifier(dataset, dataset_options, attribute, network, network_options, epochs=epochs,
                                         batch_size=batch_size, lr=lr, seed=seed, device=device, progress=update,

@@ -123,11 +123,11 @@ def _launch(nproc: int, resolved, recipe, set_, out, resume, device, dry_run) ->
 
 def _train(recipe, run_dir: Path, device: str, resuming: bool, dry_run: bool, world=None) -> None:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     from .. import distributed
     from ..recipe import to_yaml
     from ..train import Trainer
+    from .progress import progress
 
     world = world or distributed.World()
     console = Console(stderr=True, soft_wrap=True, quiet=not world.is_main)
@@ -149,17 +149,10 @@ def _train(recipe, run_dir: Path, device: str, resuming: bool, dry_run: bool, wo
     if judge is not None and not judge.is_file():
         console.print(f"note: classifier {judge} not found, so generator error is not measured during training "
                       f"(toolkit classifier train --help)")
-    total = recipe.train.steps
-    columns = [TextColumn("[bold]train"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[speed]}"),
-               TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(), TextColumn("{task.fields[losses]}")]
-    with Progress(*columns, console=console, transient=False, disable=not world.is_main) as progress:
-        task = progress.add_task("train", total=total, completed=trainer.step, speed="", losses="")
-        started, first = time.time(), trainer.step
+    with progress(console, "train", recipe.train.steps, completed=trainer.step) as bar:
 
         def update(step: int, losses: dict):
-            rate = (step - first) / max(time.time() - started, 1e-9)
-            shown = " ".join(f"{k}={v:.3f}" for k, v in losses.items())
-            progress.update(task, completed=step, speed=f"{rate:.2f} it/s", losses=shown)
+            bar.update(step, info=" ".join(f"{k}={v:.3f}" for k, v in losses.items()))
 
         result = trainer.run(progress=update)
     status = "interrupted, saved" if result["interrupted"] else "done"
