@@ -242,3 +242,18 @@ def test_info_is_small_when_encoder_is_right():
 def test_ramp_factor():
     assert ramp_factor(5, 0) == 1.0
     assert ramp_factor(1, 4) == 0.25 and ramp_factor(4, 4) == 1.0 and ramp_factor(9, 4) == 1.0
+
+
+def test_info_on_translations_adds_the_same_term_for_the_translated_codes():
+    spec = _spec()
+    out = _outputs(spec)
+    plain = registry("loss").get("info").build(spec, options={})
+    both = registry("loss").get("info").build(spec, options={"translations": True})
+    assert plain.needs == frozenset() and both.needs == frozenset({"swap"})
+    out.raw_swap = out.raw_fake.clone()
+    assert torch.allclose(both(out)["ge"], 2 * plain(out)["ge"])
+    right = out.z_fake.clone()
+    for v in spec.categorical:
+        right[:, spec.slices[v.name]] *= 50
+    out.raw_swap = right  # translations read as the requested codes: nothing added
+    assert torch.allclose(both(out)["ge"], plain(out)["ge"], atol=1e-5)

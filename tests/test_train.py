@@ -125,3 +125,28 @@ def test_recalibrated_statistics_match_the_batches_and_the_lagging_running_avera
     lagging = trainer.networks.generator.fc[1].running_var.mean()  # momentum 0.001: still near its init of 1
     assert abs(recalibrated / true_var - 1) < 0.5
     assert lagging / true_var > 10
+
+
+def test_information_on_translations_runs_the_extra_pass_and_changes_the_update(tmp_path):
+    import copy
+
+    from tiny import TINY
+    from toolkit.recipe import parse_recipe, resolve
+
+    data = copy.deepcopy(TINY)
+    data["losses"]["info"]["options"] = {"translations": True}
+    data["losses"]["info"]["ramp"] = 0
+    swap = Trainer(resolve(parse_recipe(data)), tmp_path / "swap", "cpu")
+    data["losses"]["info"]["options"] = {}
+    plain = Trainer(resolve(parse_recipe(data)), tmp_path / "plain", "cpu")
+    assert swap.forward.swap and not plain.forward.swap
+    x = swap.images[:8].float() / 255
+    z = swap.spec.sample(8)
+    assert "raw_swap" in swap.forward(x, z) and "raw_swap" not in plain.forward(x, z)
+    for trainer in (swap, plain):
+        torch.manual_seed(0)  # the same D noise in both steps
+        trainer.train_step(1)
+    g_swap = dict(swap.networks.generator.named_parameters())
+    g_plain = dict(plain.networks.generator.named_parameters())
+    assert any(not torch.equal(g_swap[k], g_plain[k]) for k in g_swap)
+    assert all(torch.isfinite(p).all() for p in g_swap.values())

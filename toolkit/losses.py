@@ -26,10 +26,17 @@ class StepOutputs:
     raw_fake: torch.Tensor  # E(x_fake), raw
     d_real: torch.Tensor  # D(x_real, z_real), logits
     d_fake: torch.Tensor  # D(x_fake, z_fake), logits
+    raw_swap: torch.Tensor | None = None  # E(G(u of x_real, c of z_fake)): only when a term needs it
 
 
 class LossTerm:
-    """Base class of a loss term; subclasses implement :meth:`__call__`."""
+    """Base class of a loss term; subclasses implement :meth:`__call__`.
+
+    ``needs`` names the optional forward passes the term reads (``"swap"``: translations of
+    real images to the prior's codes, :attr:`StepOutputs.raw_swap`).
+    """
+
+    needs: frozenset = frozenset()
 
     def __init__(self, spec, options=None):
         self.spec = spec

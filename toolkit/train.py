@@ -92,10 +92,10 @@ class ForwardPasses(torch.nn.Module):
     the autocast precision.
     """
 
-    def __init__(self, generator, encoder, discriminator, spec: LatentSpec, precision: str = "fp32"):
+    def __init__(self, generator, encoder, discriminator, spec: LatentSpec, precision: str = "fp32", swap: bool = False):
         super().__init__()
         self.generator, self.encoder, self.discriminator = generator, encoder, discriminator
-        self.spec, self.precision = spec, precision
+        self.spec, self.precision, self.swap = spec, precision, swap
 
     def forward(self, x_real: torch.Tensor, z_fake: torch.Tensor) -> dict[str, torch.Tensor]:
         with speed.autocast(self.precision, x_real.device):
@@ -106,8 +106,11 @@ class ForwardPasses(torch.nn.Module):
             raw_fake = self.encoder(x_fake)
             d_real = self.discriminator(x_real, z_real)
             d_fake = self.discriminator(x_fake, z_fake)
-        out = {"raw_real": raw_real, "z_real": z_real, "x_rec": x_rec, "x_fake": x_fake,
-               "raw_fake": raw_fake, "d_real": d_real, "d_fake": d_fake}
+            out = {"raw_real": raw_real, "z_real": z_real, "x_rec": x_rec, "x_fake": x_fake,
+                   "raw_fake": raw_fake, "d_real": d_real, "d_fake": d_fake}
+            if self.swap:  # translations: u of the real image, c of the prior sample
+                u = self.spec.slices["u"].stop
+                out["raw_swap"] = self.encoder(self.generator(torch.cat([z_real[:, :u], z_fake[:, u:]], 1)))
         return {k: v.float() for k, v in out.items()}
 
 
@@ -135,14 +138,15 @@ class Trainer:
         if world.distributed:
             distributed.global_batchnorm(self.networks)
         self.networks.to(self.device, memory_format=self.layout)
-        self.forward = ForwardPasses(*speed.step_networks(self.networks, fast), self.spec, fast.precision)
+        self.losses = build_losses(recipe.losses, self.spec)
+        swap = any("swap" in term.needs for term in self.losses.values())
+        self.forward = ForwardPasses(*speed.step_networks(self.networks, fast), self.spec, fast.precision, swap)
         if world.distributed:
             self.forward = distributed.wrap(self.forward, self.device)
             # rank-specific noise inside the networks (after DDP copied rank 0's weights)
             torch.manual_seed(recipe.seed + 1_000_003 * world.rank)
         # prior codes of the global batch: the same on every rank
         self.z_rng = torch.Generator(device=self.device).manual_seed(recipe.seed + 2)
-        self.losses = build_losses(recipe.losses, self.spec)
         o = recipe.optim
         self.opt_d = speed.adam(self.networks.d_parameters(), o.lr_d, o.betas, fast.optimizer, self.device)
         self.opt_ge = speed.adam(self.networks.ge_parameters(), o.lr_ge, o.betas, fast.optimizer, self.device)

@@ -39,20 +39,32 @@ class Information(LossTerm):
     """-L_I: -log E(c | G(u, c)) on generated images; trains G and E.
 
     Categorical: cross-entropy with the sampled class. Continuous: Gaussian NLL with a fixed
-    std (1 in the code), i.e. 0.5 * squared error / std^2 up to a constant.
+    std (1 in the code), i.e. 0.5 * squared error / std^2 up to a constant. With
+    ``translations: true`` (not in the paper) the same term is added for translations of the
+    batch's real images, G(u of E(x), c from the prior), so that edits follow the code.
     """
 
+    def __init__(self, spec, options=None):
+        super().__init__(spec, options)
+        self.needs = frozenset({"swap"}) if options.translations else frozenset()
+
     def __call__(self, out: StepOutputs):
-        total = out.raw_fake.new_zeros(())
+        total = self._nll(out.raw_fake, out.z_fake)
+        if self.options.translations:
+            total = total + self._nll(out.raw_swap, out.z_fake)
+        return {"ge": total}
+
+    def _nll(self, raw: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        total = raw.new_zeros(())
         for v in self.spec.categorical:
             s = self.spec.slices[v.name]
-            total = total + F.cross_entropy(out.raw_fake[:, s], out.z_fake[:, s].argmax(1))
+            total = total + F.cross_entropy(raw[:, s], z[:, s].argmax(1))
         cont = [self.spec.slices[v.name] for v in self.spec.continuous]
         if cont:
-            target = torch.cat([out.z_fake[:, s] for s in cont], dim=1)
-            mean = torch.cat([out.raw_fake[:, s] for s in cont], dim=1)
+            target = torch.cat([z[:, s] for s in cont], dim=1)
+            mean = torch.cat([raw[:, s] for s in cont], dim=1)
             total = total + 0.5 * ((target - mean) / self.options.continuous_std).square().sum(1).mean()
-        return {"ge": total}
+        return total
 
 
 class Adversarial(LossTerm):

@@ -60,6 +60,10 @@ class RecOptions(_Options):
 
 class InfoOptions(_Options):
     continuous_std: float = Field(1.0, gt=0, description="fixed std of the encoder's Gaussian (code: 1)")
+    translations: bool = Field(
+        False, description="also on translations G(u of E(x), c from the prior) of real images, so edits follow "
+        "the code (not in the paper; one more G and E pass per step)"
+    )
 
 
 class AdvOptions(_Options):
