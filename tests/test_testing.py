@@ -277,6 +277,7 @@ def test_smoke_test_loss_returns_the_parts():
     parts = smoke_test_loss("adv")
     assert set(parts) == {"ge", "d"} and all(v.dim() == 0 for v in parts.values())
     assert smoke_test_loss("rec", {"reduction": "sum"})["ge"] > smoke_test_loss("rec")["ge"]
+    assert smoke_test_loss("info", {"translations": True})["ge"] > smoke_test_loss("info")["ge"]
 
 
 def _labeled_mean(out):
