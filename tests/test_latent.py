@@ -242,3 +242,12 @@ def test_describe_mentions_every_variable():
     assert "digit: categorical" in text and "supervised by 'digit'" in text
     assert "style: categorical (Thin, Bold, Italic), free" in text
     assert "c2: continuous, normal prior" in text
+
+
+def test_with_variables_of_keeps_u_and_takes_every_variable():
+    spec = _spec()
+    a, b = spec.sample(3), spec.sample(3)
+    mixed = spec.with_variables_of(a, b)
+    assert torch.equal(mixed[:, spec.slices["u"]], a[:, spec.slices["u"]])
+    for name in spec.names:
+        assert torch.equal(mixed[:, spec.slices[name]], b[:, spec.slices[name]])

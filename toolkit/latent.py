@@ -193,6 +193,10 @@ class LatentSpec:
                 z[:, s] = float(value)
         return z
 
+    def with_variables_of(self, z: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        """Z's u with every variable taken from ``other``: the code of Z translated to other's codes."""
+        return torch.cat([z[:, : self.u_size], other[:, self.u_size :]], dim=1)
+
     def labels_to_onehot(self, name: str, index: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.one_hot(index, self[name].size).float()
 

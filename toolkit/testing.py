@@ -207,8 +207,7 @@ def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None):
     check("D(x, E(x))", d_real, logit)
     d_fake = nets.discriminator(x_fake, z_fake)
     check("D(G(z), z)", d_fake, logit)
-    u = spec.slices["u"].stop
-    raw_swap = nets.encoder(nets.generator(torch.cat([z_real[:, :u], z_fake[:, u:]], 1)))
+    raw_swap = nets.encoder(nets.generator(spec.with_variables_of(z_real, z_fake)))
     check("E(G(u of E(x), c of z))", raw_swap, code)
     return StepOutputs(x_real, labels, raw_real, z_real, x_rec, z_fake, x_fake, raw_fake, d_real, d_fake, raw_swap)
 

@@ -108,9 +108,8 @@ class ForwardPasses(torch.nn.Module):
             d_fake = self.discriminator(x_fake, z_fake)
             out = {"raw_real": raw_real, "z_real": z_real, "x_rec": x_rec, "x_fake": x_fake,
                    "raw_fake": raw_fake, "d_real": d_real, "d_fake": d_fake}
-            if self.swap:  # translations: u of the real image, c of the prior sample
-                u = self.spec.slices["u"].stop
-                out["raw_swap"] = self.encoder(self.generator(torch.cat([z_real[:, :u], z_fake[:, u:]], 1)))
+            if self.swap:  # translations: u of the real image, variables of the prior sample
+                out["raw_swap"] = self.encoder(self.generator(self.spec.with_variables_of(z_real, z_fake)))
         return {k: v.float() for k, v in out.items()}
 
 
