@@ -150,3 +150,35 @@ def test_information_on_translations_runs_the_extra_pass_and_changes_the_update(
     g_plain = dict(plain.networks.generator.named_parameters())
     assert any(not torch.equal(g_swap[k], g_plain[k]) for k in g_swap)
     assert all(torch.isfinite(p).all() for p in g_swap.values())
+
+
+def test_with_ema_checkpoints_hold_the_averaged_weights_and_training_does_not_use_them(tmp_path):
+    from toolkit.model import load_model
+
+    trainer = Trainer(tiny_recipe(steps=6, checkpoint_every=100, ema=0.9), tmp_path, "cpu")
+    result = trainer.run()
+    live = trainer.networks.state_dict()
+    saved = load_model(result["checkpoint"]).networks.state_dict()
+    averaged = trainer.average.state_dict(prefix="")
+    assert averaged and all(torch.equal(saved[k], v) for k, v in averaged.items())
+    assert any(not torch.equal(live[k], v) for k, v in averaged.items())
+    d_weights = [k for k in live if k.startswith("discriminator.")]
+    assert all(torch.equal(live[k], saved[k]) for k in d_weights)
+
+
+def test_resume_restores_the_weight_averages(tmp_path):
+    straight = Trainer(tiny_recipe(steps=6, checkpoint_every=100, ema=0.9), tmp_path / "a", "cpu")
+    straight.run()
+    Trainer(tiny_recipe(steps=3, checkpoint_every=100, ema=0.9), tmp_path / "b", "cpu").run()
+    second = Trainer(tiny_recipe(steps=6, checkpoint_every=100, ema=0.9), tmp_path / "b", "cpu")
+    assert second.load_resume() == []
+    second.run()
+    assert all(torch.equal(a, b) for a, b in zip(straight.average.shadow, second.average.shadow))
+
+
+def test_turning_ema_on_when_resuming_starts_the_averages_from_the_weights_and_says_so(tmp_path):
+    Trainer(tiny_recipe(steps=3, checkpoint_every=100), tmp_path, "cpu").run()
+    resumed = Trainer(tiny_recipe(steps=6, checkpoint_every=100, ema=0.9), tmp_path, "cpu")
+    notes = resumed.load_resume()
+    assert len(notes) == 1 and "no weight averages" in notes[0]
+    assert all(torch.equal(s, p) for s, p in zip(resumed.average.shadow, resumed.average.params))

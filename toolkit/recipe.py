@@ -172,6 +172,10 @@ class TrainConfig(Strict):
         32, ge=0, description="batches that re-estimate BatchNorm statistics for samples, evaluation and "
         "checkpoints (0: use the running averages as trained, as the authors' code does)"
     )
+    ema: float = Field(
+        0.0, ge=0, lt=1, description="decay of a moving average of G's and E's weights that samples, evaluation "
+        "and checkpoints use (0: off, the paper; e.g. 0.999 averages over about the last 1,000 steps)"
+    )
     speed: SpeedConfig = Field(default_factory=SpeedConfig)
 
 

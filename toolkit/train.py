@@ -18,6 +18,7 @@ import torch
 
 from . import checkpoint as ckpt
 from .data import ImageSet, LabeledSampler, derive_attributes, select_labels
+from .ema import WeightAverage
 from .errors import ToolkitError
 from .images import save_grid
 from .latent import LatentSpec, Variable
@@ -149,6 +150,8 @@ class Trainer:
         o = recipe.optim
         self.opt_d = speed.adam(self.networks.d_parameters(), o.lr_d, o.betas, fast.optimizer, self.device)
         self.opt_ge = speed.adam(self.networks.ge_parameters(), o.lr_ge, o.betas, fast.optimizer, self.device)
+        parts = {"generator": self.networks.generator, "encoder": self.networks.encoder}
+        self.average = WeightAverage(parts, recipe.train.ema) if recipe.train.ema else None
         self.step = 0
         self.fixed_z = self._grid_latents()
         self.test = None
@@ -198,6 +201,8 @@ class Trainer:
             ge_total.backward(inputs=self.networks.ge_parameters())
         self.opt_d.step()
         self.opt_ge.step()
+        if self.average is not None:
+            self.average.update(step)
 
     def _accumulate(self, name: str, value: torch.Tensor) -> None:
         value = value.detach()
@@ -243,6 +248,8 @@ class Trainer:
         if self._inference is not None and self._inference[0] == self.step:
             return self._inference[1]
         nets = distributed.unsynced(copy.deepcopy(self.networks))
+        if self.average is not None:
+            self.average.copy_to({"generator": nets.generator, "encoder": nets.encoder})
         batches = self.recipe.train.bn_recalibration
         if batches:
             norms = [m for part in (nets.generator, nets.encoder) for m in part.modules()
@@ -291,6 +298,8 @@ class Trainer:
             t, i = ckpt.flatten_optimizer(prefix, opt)
             tensors.update(t)
             info[prefix] = i
+        if self.average is not None:
+            tensors.update(self.average.state_dict())
         tensors["rng.cpu"] = torch.get_rng_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
@@ -300,7 +309,8 @@ class Trainer:
         ckpt.write_safetensors(self.run_dir / RESUME_FILE, tensors, resume_meta)
         return path
 
-    def load_resume(self) -> None:
+    def load_resume(self) -> list[str]:
+        """Restore the state saved by :meth:`save`; returns notes for the user."""
         path = self.run_dir / RESUME_FILE
         meta = ckpt.read_meta(path)
         tensors = ckpt.read_tensors(path)
@@ -311,6 +321,9 @@ class Trainer:
             raise ToolkitError(f"{path}: weights do not match this recipe's networks: {str(exc).splitlines()[0]}") from None
         for prefix, opt in (("opt_d", self.opt_d), ("opt_ge", self.opt_ge)):
             opt.load_state_dict(ckpt.unflatten_optimizer(prefix, tensors, meta["optimizers"][prefix]))
+        notes = []
+        if self.average is not None and not self.average.load_state_dict(tensors):
+            notes.append(f"{path.name} holds no weight averages (train.ema was off): they start from the weights of step {meta['step']}")
         torch.set_rng_state(tensors["rng.cpu"])
         if "rng.cuda" in tensors and self.device.type == "cuda":
             torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
@@ -320,6 +333,7 @@ class Trainer:
         self.step = int(meta["step"])
         if self.world.distributed:  # the other ranks' noise streams are not saved: reseed them
             torch.manual_seed(self.recipe.seed + 1_000_003 * self.world.rank + self.step)
+        return notes
 
     # -- the loop ------------------------------------------------------------------------
     def log(self, record: dict) -> None:

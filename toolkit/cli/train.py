@@ -141,8 +141,10 @@ def _train(recipe, run_dir: Path, device: str, resuming: bool, dry_run: bool, wo
         typer.echo(f"# run folder: {run_dir}; device: {trainer.device}; images {trainer.image_shape}")
         return
     if resuming:
-        trainer.load_resume()
+        notes = trainer.load_resume()
         console.print(f"resuming {run_dir} at step {trainer.step}")
+        for note in notes:
+            console.print(f"note: {note}")
     where = f"{world.size} processes ({trainer.device.type})" if world.distributed else str(trainer.device)
     console.print(f"training '{recipe.name}' on {where} -> {run_dir}")
     judge = recipe.evaluate.classifier_path()
