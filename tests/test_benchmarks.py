@@ -1,4 +1,4 @@
-"""Smoke test of benchmarks/train_step.py: a few tiny steps, in-process, on the CPU."""
+"""Smoke tests of the benchmarks: a few tiny steps, in-process, on the CPU."""
 
 import importlib.util
 from pathlib import Path
@@ -6,8 +6,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "train_step.py"
 
 
-def load_benchmark():
-    spec = importlib.util.spec_from_file_location("bench_train_step", BENCH)
+def load_benchmark(path=BENCH):
+    spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -59,3 +59,24 @@ def test_benchmark_times_each_speed_setting_against_the_baseline(tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert [r["implementation"] for r in rows] == ["toolkit off", "toolkit channels_last+foreach", "baseline"]
+
+
+def test_ema_effect_reports_averaged_and_raw_weights_of_one_run(tmp_path, capsys):
+    from tiny import tiny_recipe
+    from toolkit.train import Trainer
+
+    bench = load_benchmark(BENCH.parent / "ema_effect.py")
+    plain = tmp_path / "plain"
+    Trainer(tiny_recipe(steps=2), plain, "cpu").run()
+    assert bench.main([str(plain)]) == 2
+
+    run = tmp_path / "run"
+    Trainer(tiny_recipe(steps=4, ema=0.9), run, "cpu").run()
+    assert "ema: 0.9" in (run / "recipe.yaml").read_text()
+    assert bench.main([str(run), "--n", "4"]) == 0
+    table = capsys.readouterr().out
+    assert "| ema | no-judge |" in table and "| raw | no-judge |" in table
+    ema, raw = (run / "ema-effect" / "ema" / "no-judge.json"), (run / "ema-effect" / "raw" / "no-judge.json")
+    assert ema.is_file() and raw.is_file()
+    assert (run / "ema-effect" / "raw" / "generation.png").is_file()
+    assert ema.read_text() != raw.read_text()
