@@ -393,8 +393,9 @@ class Trainer:
         path = self.save()
         if main:
             self.save_samples()
-        result = {"step": self.step, "checkpoint": str(path), "interrupted": stop["signal"] is not None,
-                  "encoder_accuracy": self._evaluate(), "seconds": round(time.time() - started, 1)}
+        interrupted = stop["signal"] is not None  # stop promptly: no final evaluation
+        result = {"step": self.step, "checkpoint": str(path), "interrupted": interrupted,
+                  "encoder_accuracy": {} if interrupted else self._evaluate(), "seconds": round(time.time() - started, 1)}
         if self.tb is not None:
             self.tb.close()
         return result
