@@ -244,7 +244,7 @@ def _newer_recipe(trained, path):
     from safetensors.torch import load_file, save_file
 
     meta = read_meta(trained["checkpoint"])
-    meta["recipe"]["train"]["ema"] = 0.999
+    meta["recipe"]["train"]["swa_start"] = 1000  # an option this version does not know
     save_file(load_file(str(trained["checkpoint"])), str(path), metadata={"toolkit": json.dumps(meta)})
 
 
@@ -258,7 +258,7 @@ CHECKPOINTS = {
     "another-architecture": (_other_width, ["weights do not match network 'paper28'", "shape of"]),
     "missing-metadata": (_without_metadata, ["without toolkit metadata"]),
     "incomplete-metadata": (_incomplete_metadata, ["incomplete toolkit metadata: no 'latent'"]),
-    "recipe-from-a-newer-version": (_newer_recipe, ["its recipe does not validate here", "recipe.train.ema: unknown key"]),
+    "recipe-from-a-newer-version": (_newer_recipe, ["its recipe does not validate here", "recipe.train.swa_start: unknown key"]),
     "pickle-renamed": (_pickle, ["looks like a pickle", "only safetensors checkpoints are loaded"]),
     "non-existent": (None, ["checkpoint not found"]),
     "a-directory": (lambda t, p: p.mkdir(), ["is a folder"]),
