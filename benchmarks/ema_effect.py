@@ -40,9 +40,8 @@ def main(argv=None) -> int:
     test = load_dataset(recipe, "test")
     rows = []
     for label in ("ema", "raw"):
-        if label == "raw":
-            trainer.average, trainer._inference = None, None
-        model = Model(trainer.spec, trainer.inference_networks(), recipe, trainer.image_shape, trainer.step)
+        nets = trainer.inference_networks(averaged=label == "ema")
+        model = Model(trainer.spec, nets, recipe, trainer.image_shape, trainer.step)
         out = args.run / "ema-effect" / label
         make_figures(model, test, out, seed=args.seed)
         for judge in args.classifier or [None]:

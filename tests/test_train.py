@@ -164,6 +164,8 @@ def test_with_ema_checkpoints_hold_the_averaged_weights_and_training_does_not_us
     assert any(not torch.equal(live[k], v) for k, v in averaged.items())
     d_weights = [k for k in live if k.startswith("discriminator.")]
     assert all(torch.equal(live[k], saved[k]) for k in d_weights)
+    raw = trainer.inference_networks(averaged=False).state_dict()
+    assert all(torch.equal(live[k], raw[k]) for k in averaged)
 
 
 def test_resume_restores_the_weight_averages(tmp_path):

@@ -30,7 +30,7 @@ class WeightAverage:
 
     @torch.no_grad()
     def update(self, step: int) -> None:
-        torch._foreach_lerp_(self.shadow, [p.detach() for p in self.params], 1.0 - self.decay_at(step))
+        torch._foreach_lerp_(self.shadow, self.params, 1.0 - self.decay_at(step))
 
     @torch.no_grad()
     def copy_to(self, modules: dict[str, nn.Module]) -> None:

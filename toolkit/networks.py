@@ -20,8 +20,12 @@ class Networks(nn.Module):
         self.encoder = encoder
         self.discriminator = discriminator
 
+    def ge_parts(self) -> dict[str, nn.Module]:
+        """G and E by their key prefixes (the networks one optimiser trains together)."""
+        return {"generator": self.generator, "encoder": self.encoder}
+
     def ge_parameters(self):
-        return list(self.generator.parameters()) + list(self.encoder.parameters())
+        return [p for part in self.ge_parts().values() for p in part.parameters()]
 
     def d_parameters(self):
         return list(self.discriminator.parameters())

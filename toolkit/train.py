@@ -150,8 +150,7 @@ class Trainer:
         o = recipe.optim
         self.opt_d = speed.adam(self.networks.d_parameters(), o.lr_d, o.betas, fast.optimizer, self.device)
         self.opt_ge = speed.adam(self.networks.ge_parameters(), o.lr_ge, o.betas, fast.optimizer, self.device)
-        parts = {"generator": self.networks.generator, "encoder": self.networks.encoder}
-        self.average = WeightAverage(parts, recipe.train.ema) if recipe.train.ema else None
+        self.average = WeightAverage(self.networks.ge_parts(), recipe.train.ema) if recipe.train.ema else None
         self.step = 0
         self.fixed_z = self._grid_latents()
         self.test = None
@@ -235,8 +234,10 @@ class Trainer:
         return z.to(self.device)
 
     @torch.no_grad()
-    def inference_networks(self):
+    def inference_networks(self, averaged: bool = True):
         """A copy of the networks in eval mode, with BatchNorm statistics re-estimated.
+
+        With ``train.ema`` the copy's G and E hold the averaged weights unless ``averaged`` is False.
 
         Training uses batch statistics; inference uses running statistics, which with the
         code's momentum (0.001) lag far behind early in training (samples come out black).
@@ -245,11 +246,12 @@ class Trainer:
         Only the copy changes (and the checkpoint written from it); the training state does not,
         and no global random numbers are drawn, so resume stays exact.
         """
-        if self._inference is not None and self._inference[0] == self.step:
+        averaged = averaged and self.average is not None
+        if self._inference is not None and self._inference[0] == (self.step, averaged):
             return self._inference[1]
         nets = distributed.unsynced(copy.deepcopy(self.networks))
-        if self.average is not None:
-            self.average.copy_to({"generator": nets.generator, "encoder": nets.encoder})
+        if averaged:
+            self.average.copy_to(nets.ge_parts())
         batches = self.recipe.train.bn_recalibration
         if batches:
             norms = [m for part in (nets.generator, nets.encoder) for m in part.modules()
@@ -271,7 +273,7 @@ class Trainer:
             for m, momentum in zip(norms, momenta):
                 m.momentum = momentum
         nets.eval()
-        self._inference = (self.step, nets)
+        self._inference = ((self.step, averaged), nets)
         return nets
 
     @torch.no_grad()
