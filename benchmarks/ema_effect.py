@@ -54,8 +54,10 @@ def main(argv=None) -> int:
     print(f"{args.run} at step {trainer.step} ({args.n} per class, seed {args.seed})")
     print("| weights | judge | generator error | translation accuracy | encoder accuracy | reconstruction MSE |")
     print("|---|---|---:|---:|---|---:|")
+    def fmt(v):
+        return "-" if v is None else f"{100 * v:.1f}%"
+
     for label, name, gen, trans, enc, mse in rows:
-        fmt = lambda v: "-" if v is None else f"{100 * v:.1f}%"  # noqa: E731
         accs = ", ".join(f"{k} {100 * v:.1f}%" for k, v in enc.items())
         print(f"| {label} | {name} | {fmt(gen)} | {fmt(trans)} | {accs} | {mse:.4f} |")
     return 0
