@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from toolkit.errors import ToolkitError
 from toolkit.latent import LatentSpec, Variable
 from toolkit.losses import LossTerm, StepOutputs, build_losses, ramp_factor
-from toolkit.networks import Networks, build_networks
+from toolkit.networks import Networks, build_networks, with_fixed_weights
 from toolkit.plugins import registry
 
 B = 4
@@ -237,6 +237,41 @@ def test_info_is_small_when_encoder_is_right():
     for v in spec.categorical:  # confident, correct logits
         out.raw_fake[:, spec.slices[v.name]] *= 50
     assert term(out)["ge"].item() < 1e-6
+
+
+def test_info_supervised_by_labels_reads_labeled_variables_through_the_fixed_encoder():
+    spec = _spec()
+    out = _outputs(spec)
+    plain = registry("loss").get("info").build(spec, options={})
+    fixed = registry("loss").get("info").build(spec, options={"supervised_by": "labels", "translations": True})
+    assert fixed.needs == frozenset({"swap", "fixed_encoder"})
+    out.raw_swap = out.raw_fake.clone()
+    out.raw_fake_fixed, out.raw_swap_fixed = out.raw_fake.clone(), out.raw_fake.clone()
+    assert torch.allclose(fixed(out)["ge"], 2 * plain(out)["ge"])  # same values; only the gradient path differs
+    s = spec.slices["digit"]
+    right = out.raw_fake.clone()
+    right[:, s] = out.z_fake[:, s] * 50
+    out.raw_fake_fixed = out.raw_swap_fixed = right  # the fixed encoder reads the labeled digit perfectly
+    digit = F.cross_entropy(out.raw_fake[:, s], out.z_fake[:, s].argmax(1))
+    assert torch.allclose(fixed(out)["ge"], 2 * (plain(out)["ge"] - digit), atol=1e-5)  # free "style" still read by E
+
+
+def test_info_supervised_by_labels_needs_no_extra_pass_without_labeled_variables():
+    spec = LatentSpec(3, [Variable("style", "categorical", classes=["a", "b"]), Variable("c1", "continuous")])
+    assert registry("loss").get("info").build(spec, options={"supervised_by": "labels"}).needs == frozenset()
+
+
+def test_with_fixed_weights_sends_gradients_to_the_input_only_and_keeps_batchnorm_statistics():
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4)).train()
+    x = torch.randn(8, 3, requires_grad=True)
+    stats = net[1].running_mean.clone()
+    y = with_fixed_weights(net, x)
+    y.square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    assert all(p.grad is None for p in net.parameters())
+    assert torch.equal(net[1].running_mean, stats)
+    assert torch.allclose(y, net(x.detach()))  # the same function as the module (batch statistics)
 
 
 def test_ramp_factor():

@@ -152,6 +152,30 @@ def test_information_on_translations_runs_the_extra_pass_and_changes_the_update(
     assert all(torch.isfinite(p).all() for p in g_swap.values())
 
 
+@pytest.mark.parametrize("supervised_by", ["labels_and_samples", "labels"])
+def test_info_supervised_by_labels_leaves_the_encoder_to_the_labels(tmp_path, supervised_by):
+    import copy
+
+    from tiny import TINY
+    from toolkit.recipe import parse_recipe, resolve
+
+    data = copy.deepcopy(TINY)
+    data["latent"]["variables"] = {"item": {"kind": "categorical", "label": "item"}}  # labeled variables only
+    data["losses"] = {"info": {"weight": 1, "ramp": 0, "options": {"supervised_by": supervised_by}}}
+    trainer = Trainer(resolve(parse_recipe(data)), tmp_path, "cpu")
+    x, z = trainer.images[:8].float() / 255, trainer.spec.sample(8)
+    out = trainer.forward(x, z)
+    assert ("raw_fake_fixed" in out) == (supervised_by == "labels")
+    before = {k: v.clone() for k, v in trainer.networks.named_parameters()}
+    trainer.train_step(1)
+    after = dict(trainer.networks.named_parameters())
+    changed = {k.split(".")[0] for k in before if not torch.equal(before[k], after[k])}
+    if supervised_by == "labels":  # the information term trains G alone; nothing else trains E here
+        assert changed == {"generator"}
+    else:
+        assert changed == {"generator", "encoder"}
+
+
 def test_with_ema_checkpoints_hold_the_averaged_weights_and_training_does_not_use_them(tmp_path):
     from toolkit.model import load_model
 

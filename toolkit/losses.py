@@ -27,13 +27,17 @@ class StepOutputs:
     d_real: torch.Tensor  # D(x_real, z_real), logits
     d_fake: torch.Tensor  # D(x_fake, z_fake), logits
     raw_swap: torch.Tensor | None = None  # E(G(u of x_real, c of z_fake)): only when a term needs it
+    # the same two encodings with E's weights held fixed (gradients reach G only): "fixed_encoder"
+    raw_fake_fixed: torch.Tensor | None = None
+    raw_swap_fixed: torch.Tensor | None = None  # also needs "swap"
 
 
 class LossTerm:
     """Base class of a loss term; subclasses implement :meth:`__call__`.
 
     ``needs`` names the optional forward passes the term reads (``"swap"``: translations of
-    real images to the prior's codes, :attr:`StepOutputs.raw_swap`).
+    real images to the prior's codes, :attr:`StepOutputs.raw_swap`; ``"fixed_encoder"``: the
+    encodings of generated images with E's weights held fixed, :attr:`StepOutputs.raw_fake_fixed`).
     """
 
     needs: frozenset = frozenset()

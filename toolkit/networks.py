@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
@@ -29,6 +30,18 @@ class Networks(nn.Module):
 
     def d_parameters(self):
         return list(self.discriminator.parameters())
+
+
+def with_fixed_weights(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``module(x)`` with the module's weights held fixed: gradients reach ``x``, not the weights.
+
+    BatchNorm still normalises with the batch's statistics (in train mode) but its running
+    statistics are left as they are. A compiled module is called through its original.
+    """
+    module = getattr(module, "_orig_mod", module)
+    state = {k: v.detach() for k, v in module.named_parameters()}
+    state.update({k: v.clone() for k, v in module.named_buffers()})
+    return torch.func.functional_call(module, state, (x,))
 
 
 def build_networks(name: str, spec, image_shape, options=None) -> Networks:

@@ -189,6 +189,7 @@ def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None):
     import torch
 
     from .losses import StepOutputs
+    from .networks import with_fixed_weights
 
     check = check or (lambda what, value, shape: None)
     image, code, logit = (batch, *image_shape), (batch, spec.dim), (batch, 1)
@@ -209,7 +210,11 @@ def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None):
     check("D(G(z), z)", d_fake, logit)
     raw_swap = nets.encoder(nets.generator(spec.with_variables_of(z_real, z_fake)))
     check("E(G(u of E(x), c of z))", raw_swap, code)
-    return StepOutputs(x_real, labels, raw_real, z_real, x_rec, z_fake, x_fake, raw_fake, d_real, d_fake, raw_swap)
+    raw_fake_fixed = with_fixed_weights(nets.encoder, x_fake)
+    check("E(G(z)), E's weights held fixed", raw_fake_fixed, code)
+    raw_swap_fixed = with_fixed_weights(nets.encoder, nets.generator(spec.with_variables_of(z_real, z_fake)))
+    return StepOutputs(x_real, labels, raw_real, z_real, x_rec, z_fake, x_fake, raw_fake, d_real, d_fake, raw_swap,
+                       raw_fake_fixed, raw_swap_fixed)
 
 
 def smoke_test_network(name: str, options=None, *, image_shape=None, spec=None, batch: int = 4, seed: int = 0):

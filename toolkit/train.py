@@ -23,7 +23,7 @@ from .errors import ToolkitError
 from .images import save_grid
 from .latent import LatentSpec, Variable
 from .losses import StepOutputs, build_losses, ramp_factor
-from .networks import build_networks
+from .networks import build_networks, with_fixed_weights
 from .plugins import get_plugins, registry
 from .recipe import Recipe, to_yaml
 from . import distributed, speed
@@ -93,10 +93,12 @@ class ForwardPasses(torch.nn.Module):
     the autocast precision.
     """
 
-    def __init__(self, generator, encoder, discriminator, spec: LatentSpec, precision: str = "fp32", swap: bool = False):
+    def __init__(self, generator, encoder, discriminator, spec: LatentSpec, precision: str = "fp32",
+                 needs: frozenset = frozenset()):
         super().__init__()
         self.generator, self.encoder, self.discriminator = generator, encoder, discriminator
-        self.spec, self.precision, self.swap = spec, precision, swap
+        self.spec, self.precision = spec, precision
+        self.swap, self.fixed_encoder = "swap" in needs, "fixed_encoder" in needs
 
     def forward(self, x_real: torch.Tensor, z_fake: torch.Tensor) -> dict[str, torch.Tensor]:
         with speed.autocast(self.precision, x_real.device):
@@ -109,8 +111,13 @@ class ForwardPasses(torch.nn.Module):
             d_fake = self.discriminator(x_fake, z_fake)
             out = {"raw_real": raw_real, "z_real": z_real, "x_rec": x_rec, "x_fake": x_fake,
                    "raw_fake": raw_fake, "d_real": d_real, "d_fake": d_fake}
+            if self.fixed_encoder:
+                out["raw_fake_fixed"] = with_fixed_weights(self.encoder, x_fake)
             if self.swap:  # translations: u of the real image, variables of the prior sample
-                out["raw_swap"] = self.encoder(self.generator(self.spec.with_variables_of(z_real, z_fake)))
+                x_swap = self.generator(self.spec.with_variables_of(z_real, z_fake))
+                out["raw_swap"] = self.encoder(x_swap)
+                if self.fixed_encoder:
+                    out["raw_swap_fixed"] = with_fixed_weights(self.encoder, x_swap)
         return {k: v.float() for k, v in out.items()}
 
 
@@ -139,8 +146,8 @@ class Trainer:
             distributed.global_batchnorm(self.networks)
         self.networks.to(self.device, memory_format=self.layout)
         self.losses = build_losses(recipe.losses, self.spec)
-        swap = any("swap" in term.needs for term in self.losses.values())
-        self.forward = ForwardPasses(*speed.step_networks(self.networks, fast), self.spec, fast.precision, swap)
+        needs = frozenset().union(*(term.needs for term in self.losses.values()))
+        self.forward = ForwardPasses(*speed.step_networks(self.networks, fast), self.spec, fast.precision, needs)
         if world.distributed:
             self.forward = distributed.wrap(self.forward, self.device)
             # rank-specific noise inside the networks (after DDP copied rank 0's weights)

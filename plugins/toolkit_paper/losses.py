@@ -41,24 +41,32 @@ class Information(LossTerm):
     Categorical: cross-entropy with the sampled class. Continuous: Gaussian NLL with a fixed
     std (1 in the code), i.e. 0.5 * squared error / std^2 up to a constant. With
     ``translations: true`` (not in the paper) the same term is added for translations of the
-    batch's real images, G(u of E(x), c from the prior), so that edits follow the code.
+    batch's real images, G(u of E(x), c from the prior), so that edits follow the code. With
+    ``supervised_by: labels`` (not in the paper) the labeled variables are read by E with its
+    weights held fixed: for them this term trains G only, and E learns them from labels alone.
     """
 
     def __init__(self, spec, options=None):
         super().__init__(spec, options)
-        self.needs = frozenset({"swap"}) if options.translations else frozenset()
+        needs = {"swap"} if options.translations else set()
+        self.fixed = options.supervised_by == "labels" and bool(spec.supervised)
+        if self.fixed:
+            needs.add("fixed_encoder")
+        self.needs = frozenset(needs)
 
     def __call__(self, out: StepOutputs):
-        total = self._nll(out.raw_fake, out.z_fake)
+        total = self._nll(out.raw_fake, out.z_fake, out.raw_fake_fixed if self.fixed else None)
         if self.options.translations:
-            total = total + self._nll(out.raw_swap, out.z_fake)
+            total = total + self._nll(out.raw_swap, out.z_fake, out.raw_swap_fixed if self.fixed else None)
         return {"ge": total}
 
-    def _nll(self, raw: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def _nll(self, raw: torch.Tensor, z: torch.Tensor, raw_fixed: torch.Tensor | None = None) -> torch.Tensor:
+        """NLL of the codes ``z`` under ``raw``; labeled variables read from ``raw_fixed`` if given."""
         total = raw.new_zeros(())
         for v in self.spec.categorical:
             s = self.spec.slices[v.name]
-            total = total + F.cross_entropy(raw[:, s], z[:, s].argmax(1))
+            logits = raw_fixed if raw_fixed is not None and v.label is not None else raw
+            total = total + F.cross_entropy(logits[:, s], z[:, s].argmax(1))
         cont = [self.spec.slices[v.name] for v in self.spec.continuous]
         if cont:
             target = torch.cat([z[:, s] for s in cont], dim=1)

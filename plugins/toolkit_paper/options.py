@@ -64,6 +64,12 @@ class InfoOptions(_Options):
         False, description="also on translations G(u of E(x), c from the prior) of real images, so edits follow "
         "the code (not in the paper; one more G and E pass per step)"
     )
+    supervised_by: Literal["labels_and_samples", "labels"] = Field(
+        "labels_and_samples", description="what teaches E's heads of the labeled variables: labels_and_samples "
+        "(paper): the labels and, through this term, G's samples; labels: the labels only (this term then trains "
+        "G alone for those variables, through E with its weights held fixed, so G must change what a classifier "
+        "of real images sees; not in the paper; one more E pass per generated batch)"
+    )
 
 
 class AdvOptions(_Options):
