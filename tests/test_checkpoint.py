@@ -45,6 +45,18 @@ def test_model_generates_translates_and_interpolates(trained):
     assert model.interpolate(images[:1], images[1:2], 5).shape == (5, 1, 28, 28)
 
 
+def test_translate_keeping_details_adds_the_models_edit_to_the_input(trained):
+    model = load_model(trained[1])
+    images = torch.rand(3, 1, 28, 28)
+    assert torch.equal(model.translate(images, [], keep_details=True), images)  # nothing set: nothing changes
+    kept = model.translate(images, ["item=bag"], keep_details=True)
+    edit = model.translate(images, ["item=bag"]) - model.reconstruct(images)
+    inside = (images + edit > 0) & (images + edit < 1)  # where the sum needs no clamping
+    assert torch.allclose((kept - images)[inside], edit[inside], atol=1e-6)
+    assert torch.equal(model.translate(images, ["item=bag"], strength=1.0), model.translate(images, ["item=bag"]))
+    assert not torch.equal(model.translate(images, ["item=bag"], strength=3.0), model.translate(images, ["item=bag"]))
+
+
 def test_newest_checkpoint(trained, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CheckpointError, match="no checkpoint found"):

@@ -56,6 +56,10 @@ def test_translate_and_interpolate_convert_other_sizes_and_channels(workdir):
     done = toolkit("translate", "--sweep", "item", "digit.png", "-o", "sweep.png", cwd=workdir)
     assert done.returncode == 0, done.stderr
     assert Image.open(workdir / "sweep.png").size == (11 * 30 + 2, 30 + 2)
+    done = toolkit("translate", "--sweep", "item", "--strength", "2", "--keep-details", "digit.png", "-o", "kept.png",
+                   cwd=workdir)
+    assert done.returncode == 0, done.stderr
+    assert Image.open(workdir / "kept.png").size == (11 * 30 + 2, 30 + 2)
     done = toolkit("interpolate", "photo.png", "digit.png", "--steps", "5", "-o", "i.png", cwd=workdir)
     assert done.returncode == 0, done.stderr
     assert Image.open(workdir / "i.png").size == (7 * 30 + 2, 30 + 2)

@@ -31,6 +31,11 @@ class Oracle(nn.Module):
 class FakeModel:
     """G writes the class it is asked for (perfect) or a random one (useless) into a pixel."""
 
+    from toolkit.model import Model
+
+    translate, _values = Model.translate, Model._values  # the real translation around fake networks
+    del Model
+
     def __init__(self, useless: bool):
         self.spec = LatentSpec(2, [Variable("digit", "categorical", CLASSES, label="digit")])
         self.useless = useless
@@ -65,6 +70,17 @@ def test_translation_accuracy_counts_translations_judged_as_the_requested_class(
     assert perfect["overall"] == 1.0 and perfect["images"] == 20 and set(perfect["per_class"]) == set(CLASSES)
     useless = translation_accuracy(FakeModel(useless=True), Oracle(), "digit", test, n=30)
     assert 0.0 < useless["overall"] < 0.25
+    assert perfect["mean_abs_change"] == pytest.approx(1 / 784)  # one lit pixel in each blank input
+
+
+def test_translation_accuracy_keeping_details_changes_only_what_the_edit_changes():
+    from types import SimpleNamespace
+
+    test = SimpleNamespace(images=torch.zeros(20, 1, 28, 28, dtype=torch.uint8))
+    kept = translation_accuracy(FakeModel(useless=False), Oracle(), "digit", test, n=20, keep_details=True)
+    assert kept["overall"] == 1.0 and kept["keep_details"] is True
+    # into class 0 (what every input already reads as) nothing changes; into the 9 others, one pixel
+    assert kept["mean_abs_change"] == pytest.approx(9 / 10 / 784)
 
 
 def test_generator_error_is_reproducible_for_a_seed():

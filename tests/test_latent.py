@@ -102,6 +102,19 @@ def test_code_with_categorical_last():
     assert torch.allclose(code[:, 3:], torch.softmax(raw[:, 3:], dim=1))
 
 
+def test_assign_sets_classes_one_hot_or_past_it_with_a_strength():
+    spec = _spec()
+    z = spec.sample(2)
+    one_hot = spec.assign(z, {"style": 1, "c1": 0.25})
+    assert one_hot[:, spec.slices["style"]].tolist() == [[0.0, 1.0, 0.0]] * 2
+    assert (one_hot[:, spec.slices["c1"]] == 0.25).all()
+    strong = spec.assign(z, {"style": 1, "c1": 0.25}, strength=2.5)
+    expected = torch.tensor([-0.5, 2.0, -0.5])  # 1/3 + 2.5 * (one_hot - 1/3)
+    assert torch.allclose(strong[:, spec.slices["style"]], expected.expand(2, 3))
+    assert (strong[:, spec.slices["c1"]] == 0.25).all()  # numbers are set as given
+    assert torch.equal(strong[:, spec.slices["digit"]], z[:, spec.slices["digit"]])  # others untouched
+
+
 def test_pack_unpack_round_trip():
     spec = _spec()
     z = spec.sample(6)

@@ -43,23 +43,28 @@ def generator_error(model, classifier, variable: str, per_class: int, seed: int,
 
 
 @torch.no_grad()
-def translation_accuracy(model, classifier, variable: str, test, n: int, batch: int = 500) -> dict:
+def translation_accuracy(model, classifier, variable: str, test, n: int, batch: int = 500,
+                         strength: float = 1.0, keep_details: bool = False) -> dict:
     """Share of the first ``n`` test images translated into each class that ``classifier``
-    judges to be of that class (the paper's Fig. 4, counted); per class and overall."""
+    judges to be of that class (the paper's Fig. 4, counted); per class and overall. Also the
+    mean absolute change of the pixels (how far translations move from their inputs).
+    ``strength`` and ``keep_details`` as in :meth:`toolkit.model.Model.translate`."""
     from .classifier import predict
 
     var = model.spec[variable]
     device = next(classifier.parameters()).device
     hits = dict.fromkeys(var.classes, 0)
+    change = 0.0
     n = min(n, len(test.images))
     for start in range(0, n, batch):
         x = test.images[start : min(start + batch, n)].float() / 255.0
-        code = model.encode(x)
         for k, name in enumerate(var.classes):
-            images = model.decode(model.spec.assign(code.clone(), {variable: k}))
+            images = model.translate(x, {variable: name}, strength, keep_details)
             hits[name] += int((predict(classifier, images.to(device)).cpu() == k).sum())
+            change += float((images - x).abs().mean(dim=(1, 2, 3)).sum())
     per_class = {name: h / n for name, h in hits.items()}
-    return {"overall": sum(per_class.values()) / len(per_class), "per_class": per_class, "images": n}
+    return {"overall": sum(per_class.values()) / len(per_class), "per_class": per_class, "images": n,
+            "mean_abs_change": change / (n * len(var.classes)), "strength": strength, "keep_details": keep_details}
 
 
 @torch.no_grad()
@@ -99,7 +104,8 @@ def class_variable_for(model, classifier_meta: dict) -> str:
     raise ToolkitError(f"the classifier judges attribute '{attribute}', but no latent variable is supervised by it (supervised: {labelled})")
 
 
-def evaluate(model, classifier_path: str | Path | None, per_class: int = 500, seed: int = 0, test=None) -> dict:
+def evaluate(model, classifier_path: str | Path | None, per_class: int = 500, seed: int = 0, test=None,
+             strength: float = 1.0, keep_details: bool = False) -> dict:
     """The full report for one checkpoint (see the module docstring)."""
     from .train import load_dataset
 
@@ -117,7 +123,8 @@ def evaluate(model, classifier_path: str | Path | None, per_class: int = 500, se
         variable = class_variable_for(model, meta)
         report["generator_error"] = generator_error(model, classifier, variable, per_class, seed)
         report["generator_error"]["variable"] = variable
-        report["translation_accuracy"] = translation_accuracy(model, classifier, variable, test, per_class)
+        report["translation_accuracy"] = translation_accuracy(model, classifier, variable, test, per_class,
+                                                              strength=strength, keep_details=keep_details)
         report["translation_accuracy"]["variable"] = variable
         report["protocol"].update({
             "classifier": str(classifier_path),

@@ -181,14 +181,18 @@ class LatentSpec:
                 pairs.append((name.strip(), value.strip()))
         return {name: self[name].parse_value(str(value)) for name, value in pairs}
 
-    def assign(self, z: torch.Tensor, values: dict[str, float | int]) -> torch.Tensor:
-        """A copy of Z with the given variables set (class index or number)."""
+    def assign(self, z: torch.Tensor, values: dict[str, float | int], strength: float = 1.0) -> torch.Tensor:
+        """A copy of Z with the given variables set (class index or number).
+
+        A class is set one-hot; with ``strength`` s the code is ``1/K + s * (one_hot - 1/K)``
+        (s > 1 goes past one-hot, away from the other classes: a stronger edit).
+        """
         z = z.clone()
         for name, value in values.items():
             v, s = self[name], self.slices[name]
             if v.kind == "categorical":
-                z[:, s] = 0.0
-                z[:, s.start + int(value)] = 1.0
+                z[:, s] = (1.0 - strength) / v.size
+                z[:, s.start + int(value)] += strength
             else:
                 z[:, s] = float(value)
         return z

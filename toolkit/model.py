@@ -62,8 +62,19 @@ class Model:
     def generate(self, n: int, values=None, seed: int | None = None) -> torch.Tensor:
         return self.decode(self.sample_z(n, values, seed))
 
-    def translate(self, images: torch.Tensor, values) -> torch.Tensor:
-        return self.decode(self.spec.assign(self.encode(images), self._values(values)))
+    def translate(self, images: torch.Tensor, values, strength: float = 1.0, keep_details: bool = False) -> torch.Tensor:
+        """Encode, set ``values``, decode.
+
+        ``strength``: how far past one-hot the set classes go (:meth:`LatentSpec.assign`).
+        ``keep_details``: return the input plus the model's edit, ``x + G(z') - G(z)``, instead
+        of ``G(z')``, so what the model does not reconstruct (identity, background, sharpness)
+        stays; suited to attribute edits, not to changing what the whole image shows.
+        """
+        z = self.encode(images)
+        edited = self.decode(self.spec.assign(z, self._values(values), strength))
+        if not keep_details:
+            return edited
+        return (images.cpu() + (edited - self.decode(z))).clamp(0.0, 1.0)
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(images))

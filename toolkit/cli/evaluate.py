@@ -18,6 +18,8 @@ def evaluate(
     n: Optional[int] = typer.Option(None, "--n", min=1, help="Generated images per class (default: the recipe's, 500)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the generated latents (default: the recipe's)."),
     output: Optional[Path] = typer.Option(None, "-o", "--output", help="JSON report (default: next to the checkpoint)."),
+    strength: float = typer.Option(1.0, "--strength", min=0.0, max=10.0, help="Translations: as `toolkit translate --strength`."),
+    keep_details: bool = typer.Option(False, "--keep-details", help="Translations: as `toolkit translate --keep-details`."),
     device: str = typer.Option("auto", "--device"),
 ):
     """Generator error (overall, per class), encoder accuracy, reconstruction error."""
@@ -31,7 +33,8 @@ def evaluate(
     judge = classifier or cfg.classifier_path()
     if judge is None:
         typer.echo("no classifier given (--classifier or the recipe's evaluate.classifier): generator error skipped", err=True)
-    report = run(model, judge, n or cfg.samples_per_class, cfg.seed if seed is None else seed)
+    report = run(model, judge, n or cfg.samples_per_class, cfg.seed if seed is None else seed,
+                 strength=strength, keep_details=keep_details)
     path = write_report(report, output or report_path(model.path))
     table = Table(title=f"{model.path} (step {model.step})")
     table.add_column("metric")
@@ -46,6 +49,8 @@ def evaluate(
         table.add_row(f"translation accuracy ({ta['images']} test images)", f"{ta['overall']:.2%}")
         for name, value in ta["per_class"].items():
             table.add_row(f"  {ta['variable']} -> {name}", f"{value:.2%}")
+        how = f"strength {ta['strength']:g}" + (", keep details" if ta["keep_details"] else "")
+        table.add_row(f"  mean |translation - input| ({how})", f"{ta['mean_abs_change']:.4f}")
     for name, value in report["encoder_accuracy"].items():
         table.add_row(f"encoder accuracy ({name})", f"{value:.2%}")
     table.add_row("reconstruction MSE", f"{report['reconstruction_mse']:.4f}")

@@ -92,6 +92,11 @@ def translate(
     set_: list[str] = typer.Option([], "--set", help=VAR_HELP),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="Instead of --set: one column per value of this variable."),
     output: Path = typer.Option(Path("translated.png"), "-o", "--output", help="PNG grid: each row is an input, then its edits."),
+    strength: float = typer.Option(1.0, "--strength", min=0.0, max=10.0,
+                                   help="How far past one-hot a set class goes (1: as trained; 2-3: stronger edits)."),
+    keep_details: bool = typer.Option(False, "--keep-details",
+                                      help="Add the model's edit to the input instead of redrawing it: keeps identity, "
+                                           "background and sharpness (for attribute edits)."),
     device: str = typer.Option("auto", "--device"),
 ):
     """Edit real images by attribute: encode, set variables, decode."""
@@ -108,10 +113,10 @@ def translate(
         var = model.spec[sweep]
         settings = [{sweep: i} for i in range(var.size)] if var.kind == "categorical" else \
             [{sweep: float(v)} for v in torch.linspace(-1, 1, 5)]
-        columns = [model.translate(x, {**values, **s}) for s in settings]
+        columns = [model.translate(x, {**values, **s}, strength, keep_details) for s in settings]
         what = f"input, then {sweep} = " + (", ".join(var.classes) if var.kind == "categorical" else "-1 .. 1")
     else:
-        columns = [model.translate(x, values)]
+        columns = [model.translate(x, values, strength, keep_details)]
         what = "input | " + ", ".join(set_)
     grid = torch.stack([x] + columns, dim=1).flatten(0, 1)
     done(save_grid(grid, output, nrow=len(columns) + 1), what)
