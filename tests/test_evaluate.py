@@ -78,9 +78,11 @@ def test_translation_accuracy_keeping_details_changes_only_what_the_edit_changes
 
     test = SimpleNamespace(images=torch.zeros(20, 1, 28, 28, dtype=torch.uint8))
     kept = translation_accuracy(FakeModel(useless=False), Oracle(), "digit", test, n=20, keep_details=True)
-    assert kept["overall"] == 1.0 and kept["keep_details"] is True
-    # into class 0 (what every input already reads as) nothing changes; into the 9 others, one pixel
-    assert kept["mean_abs_change"] == pytest.approx(9 / 10 / 784)
+    redrawn = translation_accuracy(FakeModel(useless=False), Oracle(), "digit", test, n=20)
+    assert kept["overall"] == 1.0 and kept["keep_details"] is True and redrawn["keep_details"] is False
+    # into class 0 (what every input already reads as) nothing changes; into the 9 others, one
+    # (smoothed) pixel: about 9/10 of the redrawn images' change
+    assert 0.75 * redrawn["mean_abs_change"] < kept["mean_abs_change"] <= 0.9 * redrawn["mean_abs_change"] + 1e-9
 
 
 def test_generator_error_is_reproducible_for_a_seed():

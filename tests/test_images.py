@@ -252,3 +252,15 @@ def test_a_crop_function_replaces_the_centre_square(tmp_path):
     top = load_image(path, 1, 8, crop=lambda w, h: (0, 0, w, w))
     bottom = load_image(path, 1, 8, crop=lambda w, h: (0, h - w, w, h))
     assert top.min() == 1.0 and bottom.max() == 0.0
+
+
+def test_smooth_keeps_flat_images_and_spreads_a_point_with_its_sum():
+    from toolkit.images import smooth
+
+    flat = torch.full((2, 3, 8, 8), 0.3)
+    assert torch.allclose(smooth(flat), flat)
+    point = torch.zeros(1, 1, 8, 8)
+    point[0, 0, 4, 4] = 1.0
+    out = smooth(point)
+    assert out[0, 0, 4, 4] == pytest.approx(0.25) and out[0, 0, 3, 4] == pytest.approx(0.125)
+    assert out[0, 0, 3, 3] == pytest.approx(0.0625) and out.sum() == pytest.approx(1.0)

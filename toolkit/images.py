@@ -119,3 +119,11 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int, padding: int = 
     path = Path(path)
     atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
     return path
+
+
+def smooth(images: torch.Tensor) -> torch.Tensor:
+    """One pass of a 3x3 binomial filter ([1, 2, 1] / 4 each way) over ``(N, C, H, W)``, edges replicated."""
+    taps = torch.tensor([1.0, 2.0, 1.0], dtype=images.dtype, device=images.device)
+    kernel = (taps[:, None] * taps[None, :] / 16.0).expand(images.shape[1], 1, 3, 3)
+    padded = torch.nn.functional.pad(images, (1, 1, 1, 1), mode="replicate")
+    return torch.nn.functional.conv2d(padded, kernel, groups=images.shape[1])

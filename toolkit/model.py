@@ -66,15 +66,19 @@ class Model:
         """Encode, set ``values``, decode.
 
         ``strength``: how far past one-hot the set classes go (:meth:`LatentSpec.assign`).
-        ``keep_details``: return the input plus the model's edit, ``x + G(z') - G(z)``, instead
-        of ``G(z')``, so what the model does not reconstruct (identity, background, sharpness)
-        stays; suited to attribute edits, not to changing what the whole image shows.
+        ``keep_details``: return the input plus the model's edit, ``x + smooth(G(z') - G(z))``,
+        instead of ``G(z')``, so what the model does not reconstruct (identity, background,
+        sharpness) stays; the edit is smoothed (:func:`toolkit.images.smooth`) to drop the
+        generator's pixel noise. Suited to attribute edits, not to changing what the whole
+        image shows.
         """
+        from .images import smooth
+
         z = self.encode(images)
         edited = self.decode(self.spec.assign(z, self._values(values), strength))
         if not keep_details:
             return edited
-        return (images.cpu() + (edited - self.decode(z))).clamp(0.0, 1.0)
+        return (images.cpu() + smooth(edited - self.decode(z))).clamp(0.0, 1.0)
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(images))
