@@ -4,8 +4,8 @@ import json
 
 import pytest
 import torch
-
 from tiny import tiny_recipe
+
 from toolkit.errors import ToolkitError
 from toolkit.train import RESUME_FILE, Trainer, TrainingStopped, build_spec
 
@@ -131,6 +131,7 @@ def test_information_on_translations_runs_the_extra_pass_and_changes_the_update(
     import copy
 
     from tiny import TINY
+
     from toolkit.recipe import parse_recipe, resolve
 
     data = copy.deepcopy(TINY)
@@ -157,6 +158,7 @@ def test_info_supervised_by_labels_leaves_the_encoder_to_the_labels(tmp_path, su
     import copy
 
     from tiny import TINY
+
     from toolkit.recipe import parse_recipe, resolve
 
     data = copy.deepcopy(TINY)
