@@ -33,7 +33,7 @@ class FakeModel:
 
     from toolkit.model import Model
 
-    translate, _values = Model.translate, Model._values  # the real translation around fake networks
+    translate, translations, _values = Model.translate, Model.translations, Model._values  # real translation, fake networks
     del Model
 
     def __init__(self, useless: bool):

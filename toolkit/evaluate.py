@@ -58,8 +58,8 @@ def translation_accuracy(model, classifier, variable: str, test, n: int, batch: 
     n = min(n, len(test.images))
     for start in range(0, n, batch):
         x = test.images[start : min(start + batch, n)].float() / 255.0
-        for k, name in enumerate(var.classes):
-            images = model.translate(x, {variable: name}, strength, keep_details)
+        translated = model.translations(x, [{variable: name} for name in var.classes], strength, keep_details)
+        for k, (name, images) in enumerate(zip(var.classes, translated)):
             hits[name] += int((predict(classifier, images.to(device)).cpu() == k).sum())
             change += float((images - x).abs().mean(dim=(1, 2, 3)).sum())
     per_class = {name: h / n for name, h in hits.items()}

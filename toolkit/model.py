@@ -72,13 +72,20 @@ class Model:
         generator's pixel noise. Suited to attribute edits, not to changing what the whole
         image shows.
         """
+        return self.translations(images, [values], strength, keep_details)[0]
+
+    def translations(self, images: torch.Tensor, settings: list, strength: float = 1.0,
+                     keep_details: bool = False) -> list[torch.Tensor]:
+        """:meth:`translate` for several settings of the same images (encoded once)."""
         from .images import smooth
 
         z = self.encode(images)
-        edited = self.decode(self.spec.assign(z, self._values(values), strength))
-        if not keep_details:
-            return edited
-        return (images.cpu() + smooth(edited - self.decode(z))).clamp(0.0, 1.0)
+        base = self.decode(z) if keep_details else None
+        out = []
+        for values in settings:
+            edited = self.decode(self.spec.assign(z, self._values(values), strength))
+            out.append(edited if base is None else (images.cpu() + smooth(edited - base)).clamp(0.0, 1.0))
+        return out
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
         return self.decode(self.encode(images))

@@ -208,11 +208,12 @@ def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None):
     check("D(x, E(x))", d_real, logit)
     d_fake = nets.discriminator(x_fake, z_fake)
     check("D(G(z), z)", d_fake, logit)
-    raw_swap = nets.encoder(nets.generator(spec.with_variables_of(z_real, z_fake)))
+    x_swap = nets.generator(spec.with_variables_of(z_real, z_fake))
+    raw_swap = nets.encoder(x_swap)
     check("E(G(u of E(x), c of z))", raw_swap, code)
     raw_fake_fixed = with_fixed_weights(nets.encoder, x_fake)
     check("E(G(z)), E's weights held fixed", raw_fake_fixed, code)
-    raw_swap_fixed = with_fixed_weights(nets.encoder, nets.generator(spec.with_variables_of(z_real, z_fake)))
+    raw_swap_fixed = with_fixed_weights(nets.encoder, x_swap)
     return StepOutputs(x_real, labels, raw_real, z_real, x_rec, z_fake, x_fake, raw_fake, d_real, d_fake, raw_swap,
                        raw_fake_fixed, raw_swap_fixed)
 

@@ -113,7 +113,7 @@ def translate(
         var = model.spec[sweep]
         settings = [{sweep: i} for i in range(var.size)] if var.kind == "categorical" else \
             [{sweep: float(v)} for v in torch.linspace(-1, 1, 5)]
-        columns = [model.translate(x, {**values, **s}, strength, keep_details) for s in settings]
+        columns = model.translations(x, [{**values, **s} for s in settings], strength, keep_details)
         what = f"input, then {sweep} = " + (", ".join(var.classes) if var.kind == "categorical" else "-1 .. 1")
     else:
         columns = [model.translate(x, values, strength, keep_details)]
