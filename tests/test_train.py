@@ -68,6 +68,18 @@ def test_labeled_probability_falls_from_one_to_the_true_ratio(tmp_path):
     assert ((labels >= 0) == from_labeled).all()
 
 
+def test_labeled_floor_keeps_labeled_rows_in_every_batch_after_the_ramp(tmp_path):
+    recipe = tiny_recipe()
+    recipe.data.labeled_floor = 0.25
+    trainer = Trainer(recipe, tmp_path, "cpu")
+    assert trainer.sampler.probability(2) == pytest.approx(0.5)
+    assert trainer.sampler.probability(100) == pytest.approx(0.25)
+    drawn = torch.stack([trainer.sampler.draw(100)[1] for _ in range(200)])
+    assert drawn.float().mean() == pytest.approx(0.25, abs=0.03)
+    index, from_labeled = trainer.sampler.draw(100)
+    assert ((trainer.labels["item"][index] >= 0) == from_labeled).all()
+
+
 def test_a_loss_that_becomes_nan_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
     trainer = Trainer(tiny_recipe(steps=6), tmp_path, "cpu")
     trainer.run()  # a good checkpoint at step 6

@@ -163,12 +163,13 @@ class LabeledSampler:
     """Draws batch indices, favouring labeled rows early on (as in the paper).
 
     The probability of drawing a labeled row starts at 1 and falls linearly (by 1/ramp per
-    step) until it reaches the true labeled ratio. Each step draws ``Binomial(B, p)`` labeled
+    step) until it reaches the true labeled ratio, or ``floor`` where that is higher. Each step draws ``Binomial(B, p)`` labeled
     rows and the rest unlabeled, with replacement; labeled rows come first. Everything runs
     on a private CPU generator whose state is saved for resume.
     """
 
-    def __init__(self, labels: dict[str, torch.Tensor], size: int, batch_size: int, ramp: int, seed: int):
+    def __init__(self, labels: dict[str, torch.Tensor], size: int, batch_size: int, ramp: int, seed: int,
+                 floor: float = 0.0):
         has_label = torch.zeros(size, dtype=torch.bool)
         for lab in labels.values():
             has_label |= lab >= 0
@@ -178,6 +179,7 @@ class LabeledSampler:
         if not len(self.labeled):
             self.labeled = self.unlabeled
         self.ratio = float(has_label.float().mean()) if len(self.labeled) else 0.0
+        self.floor = max(self.ratio, floor) if has_label.any() else 0.0
         self.batch_size = batch_size
         self.ramp = ramp
         self.generator = torch.Generator().manual_seed(seed)
@@ -185,8 +187,8 @@ class LabeledSampler:
     def probability(self, step: int) -> float:
         """p(labeled) at 1-based ``step``."""
         if self.ramp <= 0:
-            return self.ratio
-        return max(self.ratio, 1.0 - step / self.ramp)
+            return self.floor
+        return max(self.floor, 1.0 - step / self.ramp)
 
     def draw(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:
         """``(indices, from_labeled)`` for one batch, both on the CPU."""

@@ -80,6 +80,10 @@ class DataConfig(Strict):
     labeled_ramp: int = Field(
         1000, ge=0, description="steps over which the labeled-sampling probability falls from 1 to the true ratio"
     )
+    labeled_floor: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="the least labeled-sampling probability after the ramp (0: the true ratio, as in the paper)",
+    )
 
 
 class UConfig(Strict):

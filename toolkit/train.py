@@ -137,7 +137,8 @@ class Trainer:
         label_seed = recipe.data.label_seed if recipe.data.label_seed is not None else recipe.seed
         labels = select_labels(train, supervised, recipe.data.labels, label_seed)
         self.labels = {v.name: labels[v.label].to(self.device) for v in self.spec.supervised}
-        self.sampler = LabeledSampler(labels, len(train), recipe.optim.batch_size, recipe.data.labeled_ramp, recipe.seed + 1)
+        self.sampler = LabeledSampler(labels, len(train), recipe.optim.batch_size, recipe.data.labeled_ramp,
+                                      recipe.seed + 1, recipe.data.labeled_floor)
         fast = recipe.train.speed
         self.layout = speed.memory_format(fast.channels_last)
         self.images = train.images.to(self.device)  # the whole (uint8) data set lives on the device
