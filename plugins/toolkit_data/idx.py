@@ -15,6 +15,8 @@ import torch
 from toolkit.data import ImageSet
 from toolkit.errors import ToolkitError
 
+from .fetch import download
+
 ASSETS = Path(__file__).parent / "assets"
 FASHION_CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
 FILES = {"train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"), "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")}
@@ -63,7 +65,7 @@ def _torchvision(name: str, root: Path, options, split: str, attribute: str, cla
     if data is None and options.download:
         import torchvision
 
-        getattr(torchvision.datasets, name)(str(root), train=split == "train", download=True)
+        download(name, root, lambda: getattr(torchvision.datasets, name)(str(root), train=split == "train", download=True))
         data = load_idx_pair(raw, split, attribute, classes)
     if data is None:
         raise ToolkitError(

@@ -18,6 +18,8 @@ import torch
 from toolkit.data import ImageSet
 from toolkit.errors import ToolkitError
 
+from .fetch import download
+
 FILES = {"train": "train_32x32.mat", "test": "test_32x32.mat"}
 CLASSES = [str(i) for i in range(10)]
 
@@ -58,7 +60,7 @@ def load(options, split: str) -> ImageSet:
     if not path.is_file() and options.download:
         import torchvision
 
-        torchvision.datasets.SVHN(str(root), split=split, download=True)
+        download("SVHN", root, lambda: torchvision.datasets.SVHN(str(root), split=split, download=True))
     if not path.is_file():
         raise ToolkitError(
             f"SVHN not found: expected {path}; point data.options.root at it, or set data.options.download=true"
