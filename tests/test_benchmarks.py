@@ -63,6 +63,7 @@ def test_benchmark_times_each_speed_setting_against_the_baseline(tmp_path):
 
 def test_ema_effect_reports_averaged_and_raw_weights_of_one_run(tmp_path, capsys):
     from tiny import tiny_recipe
+
     from toolkit.train import Trainer
 
     bench = load_benchmark(BENCH.parent / "ema_effect.py")
@@ -80,3 +81,24 @@ def test_ema_effect_reports_averaged_and_raw_weights_of_one_run(tmp_path, capsys
     assert ema.is_file() and raw.is_file()
     assert (run / "ema-effect" / "raw" / "generation.png").is_file()
     assert ema.read_text() != raw.read_text()
+
+
+def test_encoder_gap_reports_generated_agreement_real_accuracy_and_confusion(tmp_path, capsys):
+    from tiny import tiny_recipe
+
+    from toolkit.train import Trainer
+
+    bench = load_benchmark(BENCH.parent / "encoder_gap.py")
+    Trainer(tiny_recipe(steps=2), tmp_path, "cpu").run()
+    checkpoint = str(tmp_path / "checkpoints" / "step-000002.safetensors")
+    assert bench.main([checkpoint, "--n", "20", "--test", "50"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("E gives 20 generated images their class: ")
+    assert lines[1].startswith("E's accuracy on 50 held-out images, BatchNorm statistics as saved: ")
+    assert [line.split(":")[0] for line in lines[2:5]] == [
+        "  ... re-estimated on real images", "  ... re-estimated on real and generated images",
+        "  ... re-estimated on generated images"]
+    rows = lines[7:]
+    assert len(rows) == 10 and sum(int(v) for row in rows for v in row.split()[1:]) == 50
+    assert bench.main([checkpoint, "--variable", "colour"]) == 2
+    assert "--variable colour: not a labeled categorical variable (these are: item)" in capsys.readouterr().err
