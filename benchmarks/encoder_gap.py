@@ -32,23 +32,16 @@ def accuracy_and_confusion(model, variable, images, labels) -> tuple[float, torc
 
 def reestimate_encoder_norms(model, train_images, real: bool, generated: bool, batches: int = 32) -> None:
     """Cumulative BatchNorm statistics of E from real and/or generated batches of 64."""
-    norms = [m for m in model.networks.encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None
+    from toolkit.networks import reestimating_norms
+
     g = torch.Generator().manual_seed(7)
-    model.networks.encoder.train()
-    with torch.no_grad():
+    with torch.no_grad(), reestimating_norms(model.networks.encoder):
         for _ in range(batches):
             if real:
                 index = torch.randint(len(train_images), (64,), generator=g)
                 model.networks.encoder(train_images[index].float().div(255))
             if generated:
                 model.networks.encoder(model.networks.generator(model.spec.sample(64, generator=g)))
-    model.networks.encoder.eval()
-    for m, momentum in zip(norms, momenta):
-        m.momentum = momentum
 
 
 def main(argv=None) -> int:

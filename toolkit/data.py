@@ -163,8 +163,8 @@ class LabeledSampler:
     """Draws batch indices, favouring labeled rows early on (as in the paper).
 
     The probability of drawing a labeled row starts at 1 and falls linearly (by 1/ramp per
-    step) until it reaches the true labeled ratio, or ``floor`` where that is higher. Each step draws ``Binomial(B, p)`` labeled
-    rows and the rest unlabeled, with replacement; labeled rows come first. Everything runs
+    step) until it reaches the true labeled ratio, or ``floor`` where that is higher. Each step
+    draws ``Binomial(B, p)`` labeled rows and the rest unlabeled, with replacement; labeled rows come first. Everything runs
     on a private CPU generator whose state is saved for resume.
     """
 

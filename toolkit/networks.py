@@ -8,6 +8,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import torch
 from torch import nn
 
@@ -30,6 +33,29 @@ class Networks(nn.Module):
 
     def d_parameters(self):
         return list(self.discriminator.parameters())
+
+
+@contextmanager
+def reestimating_norms(*parts: nn.Module) -> Iterator[None]:
+    """Forward passes inside re-estimate the parts' BatchNorm statistics as a cumulative average.
+
+    The statistics are reset and the parts put in training mode; on exit each layer gets its
+    momentum back and the parts are put in eval mode.
+    """
+    norms = [m for part in parts for m in part.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None
+    for part in parts:
+        part.train()
+    try:
+        yield
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+        for part in parts:
+            part.eval()
 
 
 def with_fixed_weights(module: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ from .errors import ToolkitError
 from .images import save_grid
 from .latent import LatentSpec, Variable
 from .losses import StepOutputs, build_losses, ramp_factor
-from .networks import build_networks, with_fixed_weights
+from .networks import build_networks, reestimating_norms, with_fixed_weights
 from .plugins import get_plugins, registry
 from .recipe import Recipe, to_yaml
 from . import distributed, speed
@@ -262,24 +262,15 @@ class Trainer:
             self.average.copy_to(nets.ge_parts())
         batches = self.recipe.train.bn_recalibration
         if batches:
-            norms = [m for part in (nets.generator, nets.encoder) for m in part.modules()
-                     if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-            momenta = [m.momentum for m in norms]
-            for m in norms:
-                m.reset_running_stats()
-                m.momentum = None  # cumulative average
-            nets.generator.train()
-            nets.encoder.train()
             g = torch.Generator().manual_seed(self.recipe.seed + 7)
             size = self.recipe.optim.batch_size
-            for _ in range(batches):
-                index = torch.randint(len(self.images), (size,), generator=g).to(self.device)
-                x_real = self.images[index].float().div_(255.0)
-                x_fake = nets.generator(self.spec.sample(size, generator=g).to(self.device))
-                nets.generator(self.spec.code(nets.encoder(x_real)))
-                nets.encoder(x_fake)
-            for m, momentum in zip(norms, momenta):
-                m.momentum = momentum
+            with reestimating_norms(nets.generator, nets.encoder):
+                for _ in range(batches):
+                    index = torch.randint(len(self.images), (size,), generator=g).to(self.device)
+                    x_real = self.images[index].float().div_(255.0)
+                    x_fake = nets.generator(self.spec.sample(size, generator=g).to(self.device))
+                    nets.generator(self.spec.code(nets.encoder(x_real)))
+                    nets.encoder(x_fake)
         nets.eval()
         self._inference = ((self.step, averaged), nets)
         return nets
