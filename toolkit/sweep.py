@@ -40,6 +40,9 @@ def summarise(reports: dict) -> dict:
         errors = [r["generator_error"]["overall"] for r in items if "generator_error" in r]
         if errors:
             row["generator_error"] = mean_std(errors)
+        translations = [r["translation_accuracy"]["overall"] for r in items if "translation_accuracy" in r]
+        if translations:
+            row["translation_accuracy"] = mean_std(translations)
         names = sorted({k for r in items for k in r["encoder_accuracy"]})
         for name in names:
             row[f"encoder_accuracy.{name}"] = mean_std([r["encoder_accuracy"][name] for r in items if name in r["encoder_accuracy"]])

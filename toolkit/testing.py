@@ -181,7 +181,7 @@ def _missing_grads(module) -> list[str]:
     return [n for n, p in module.named_parameters() if p.requires_grad and p.grad is None]
 
 
-def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None):
+def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None, terms=None):
     """One training step's forward passes, as :class:`toolkit.train.Trainer` runs them.
 
     ``check(what, value, shape)`` is called on each output as soon as it exists.
@@ -214,8 +214,10 @@ def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None):
     raw_fake_fixed = with_fixed_weights(nets.encoder, x_fake)
     check("E(G(z)), E's weights held fixed", raw_fake_fixed, code)
     raw_swap_fixed = with_fixed_weights(nets.encoder, x_swap)
+    passes = {"x_real": x_real, "z_fake": z_fake, "z_real": z_real, "x_fake": x_fake, "raw_real": raw_real}
+    extra = {name: term.extra_passes(nets, passes, 1) for name, term in (terms or {}).items() if term.has_extra_passes()}
     return StepOutputs(x_real, labels, raw_real, z_real, x_rec, z_fake, x_fake, raw_fake, d_real, d_fake, raw_swap,
-                       raw_fake_fixed, raw_swap_fixed)
+                       raw_fake_fixed, raw_swap_fixed, step=1, extra=extra)
 
 
 def smoke_test_network(name: str, options=None, *, image_shape=None, spec=None, batch: int = 4, seed: int = 0):
@@ -339,7 +341,7 @@ def smoke_test_loss(name: str, options=None, *, spec=None, image_shape=DEFAULT_I
         first = None
         for case, labels in (("partial labels", partial), ("no labels", unlabeled)):
             nets.zero_grad(set_to_none=True)
-            parts = term(_forward(nets, spec, image_shape, batch, labels))
+            parts = term(_forward(nets, spec, image_shape, batch, labels, terms={name: term}))
             where = f"loss '{name}' ({case})"
             _check(isinstance(parts, dict) and parts, f"{where}: must return a dict like {{'ge': tensor}}, got {parts!r}")
             unknown = sorted(set(parts) - {"ge", "d"})

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
+from .augment import augment
 from .data import ImageSet, LabeledSampler, derive_attributes, select_labels
 from .ema import WeightAverage
 from .errors import ToolkitError
@@ -94,21 +95,29 @@ class ForwardPasses(torch.nn.Module):
     """
 
     def __init__(self, generator, encoder, discriminator, spec: LatentSpec, precision: str = "fp32",
-                 needs: frozenset = frozenset()):
+                 needs: frozenset = frozenset(), terms: dict | None = None, d_augment: tuple = ()):
         super().__init__()
         self.generator, self.encoder, self.discriminator = generator, encoder, discriminator
         self.spec, self.precision = spec, precision
         self.swap, self.fixed_encoder = "swap" in needs, "fixed_encoder" in needs
+        # terms with passes of their own (not submodules: they hold no weights of their own)
+        self._extra_terms = {name: t for name, t in (terms or {}).items() if t.has_extra_passes()}
+        self.d_augment = tuple(d_augment)
 
-    def forward(self, x_real: torch.Tensor, z_fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _d_view(self, x: torch.Tensor) -> torch.Tensor:
+        """What D sees of an image batch: DiffAugment's transform when ``train.d_augment`` names one."""
+        return augment(x, self.d_augment) if self.d_augment else x
+
+    def forward(self, x_real: torch.Tensor, z_fake: torch.Tensor, step: int = 0):
+        """Returns ``(outputs, extra)``: the named outputs in fp32, and each extra-pass term's tensors."""
         with speed.autocast(self.precision, x_real.device):
             x_fake = self.generator(z_fake)
             raw_real = self.encoder(x_real)
             z_real = self.spec.code(raw_real.float())
             x_rec = self.generator(z_real)
             raw_fake = self.encoder(x_fake)
-            d_real = self.discriminator(x_real, z_real)
-            d_fake = self.discriminator(x_fake, z_fake)
+            d_real = self.discriminator(self._d_view(x_real), z_real)
+            d_fake = self.discriminator(self._d_view(x_fake), z_fake)
             out = {"raw_real": raw_real, "z_real": z_real, "x_rec": x_rec, "x_fake": x_fake,
                    "raw_fake": raw_fake, "d_real": d_real, "d_fake": d_fake}
             if self.fixed_encoder:
@@ -118,7 +127,9 @@ class ForwardPasses(torch.nn.Module):
                 out["raw_swap"] = self.encoder(x_swap)
                 if self.fixed_encoder:
                     out["raw_swap_fixed"] = with_fixed_weights(self.encoder, x_swap)
-        return {k: v.float() for k, v in out.items()}
+            batch = {"x_real": x_real, "z_fake": z_fake, "z_real": z_real, "x_fake": x_fake, "raw_real": raw_real}
+            extra = {name: term.extra_passes(self, batch, step) for name, term in self._extra_terms.items()}
+        return {k: v.float() for k, v in out.items()}, extra
 
 
 class Trainer:
@@ -148,7 +159,8 @@ class Trainer:
         self.networks.to(self.device, memory_format=self.layout)
         self.losses = build_losses(recipe.losses, self.spec)
         needs = frozenset().union(*(term.needs for term in self.losses.values()))
-        self.forward = ForwardPasses(*speed.step_networks(self.networks, fast), self.spec, fast.precision, needs)
+        self.forward = ForwardPasses(*speed.step_networks(self.networks, fast), self.spec, fast.precision, needs,
+                                     self.losses, recipe.train.d_augment)
         if world.distributed:
             self.forward = distributed.wrap(self.forward, self.device)
             # rank-specific noise inside the networks (after DDP copied rank 0's weights)
@@ -183,7 +195,8 @@ class Trainer:
         index = index.to(dev, non_blocking=True)
         x_real = self.images[index].float().div_(255.0).contiguous(memory_format=self.layout)
         labels = {name: lab[index] for name, lab in self.labels.items()}
-        out = StepOutputs(x_real, labels, z_fake=z_fake, **self.forward(x_real, z_fake))
+        outputs, extra = self.forward(x_real, z_fake, step)
+        out = StepOutputs(x_real, labels, z_fake=z_fake, step=step, extra=extra, **outputs)
 
         ge_total, d_total = 0.0, 0.0
         for name, term in self.losses.items():

@@ -14,7 +14,7 @@ from torch import nn
 from toolkit.errors import ToolkitError
 from toolkit.networks import Networks
 
-from .layers import CropSame, block, init_networks, regulariser, scaled, upsample
+from .layers import spectral_normalise, CropSame, block, init_networks, regulariser, scaled, upsample
 
 
 class Generator28(nn.Module):
@@ -85,4 +85,6 @@ def build(spec, image_shape, options) -> Networks:
         raise ToolkitError(f"network 'paper28' expects 28x28 images, the data has {height}x{width}")
     g, e, d = Generator28(spec, channels, options), Encoder28(spec, channels, options), Discriminator28(spec, channels, options)
     init_networks(g, e, d, options)
+    if options.d_spectral_norm:
+        spectral_normalise(d)
     return Networks(g, e, d)

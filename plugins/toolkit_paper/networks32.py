@@ -16,7 +16,7 @@ from torch import nn
 from toolkit.errors import ToolkitError
 from toolkit.networks import Networks
 
-from .layers import block, init_networks, regulariser, scaled, upsample
+from .layers import spectral_normalise, block, init_networks, regulariser, scaled, upsample
 
 
 class Generator32(nn.Module):
@@ -92,4 +92,6 @@ def build(spec, image_shape, options) -> Networks:
         raise ToolkitError(f"network 'paper32' expects 32x32 images, the data has {height}x{width}")
     g, e, d = Generator32(spec, channels, options), Encoder32(spec, channels, options), Discriminator32(spec, channels, options)
     init_networks(g, e, d, options)
+    if options.d_spectral_norm:
+        spectral_normalise(d)
     return Networks(g, e, d)
