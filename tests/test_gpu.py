@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from tiny import tiny_recipe
+
 from toolkit.model import load_model
 from toolkit.train import Trainer
 

@@ -7,7 +7,9 @@ import torch
 from tiny import tiny_recipe
 
 from toolkit.errors import ToolkitError
-from toolkit.train import RESUME_FILE, Trainer, TrainingStopped, build_spec
+from toolkit.latent import build_spec
+from toolkit.rundir import RESUME_FILE
+from toolkit.train import Trainer, TrainingStopped
 
 
 def weights(trainer):
@@ -144,7 +146,8 @@ def test_information_on_translations_runs_the_extra_pass_and_changes_the_update(
 
     from tiny import TINY
 
-    from toolkit.recipe import parse_recipe, resolve
+    from toolkit.plugins import resolve
+    from toolkit.recipe import parse_recipe
 
     data = copy.deepcopy(TINY)
     data["losses"]["info"]["options"] = {"translations": True}
@@ -171,7 +174,8 @@ def test_info_supervised_by_labels_leaves_the_encoder_to_the_labels(tmp_path, su
 
     from tiny import TINY
 
-    from toolkit.recipe import parse_recipe, resolve
+    from toolkit.plugins import resolve
+    from toolkit.recipe import parse_recipe
 
     data = copy.deepcopy(TINY)
     data["latent"]["variables"] = {"item": {"kind": "categorical", "label": "item"}}  # labeled variables only

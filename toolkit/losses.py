@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+from .plugins import registry
+
 
 @dataclass
 class StepOutputs:
@@ -57,8 +59,6 @@ def ramp_factor(step: int, ramp: int) -> float:
 
 def build_losses(recipe_losses: dict, spec) -> dict[str, LossTerm]:
     """Build every loss term named in the recipe."""
-    from .plugins import registry
-
     terms = {}
     for name, cfg in recipe_losses.items():
         entry = registry("loss").get(name)
