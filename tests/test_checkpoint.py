@@ -5,11 +5,12 @@ import pickle
 
 import pytest
 import torch
-
 from tiny import tiny_recipe
+
 from toolkit.checkpoint import read_meta
 from toolkit.errors import CheckpointError
-from toolkit.model import load_model, newest_checkpoint
+from toolkit.model import load_model
+from toolkit.rundir import newest_checkpoint
 from toolkit.train import Trainer
 
 

@@ -10,7 +10,14 @@ import torch
 
 from toolkit.checkpoint import write_safetensors
 from toolkit.classifier import (
-    classifier_hash, data_hash, load_classifier, predict, read_classifier_meta, save_classifier, shift, train_classifier,
+    classifier_hash,
+    data_hash,
+    load_classifier,
+    predict,
+    read_classifier_meta,
+    save_classifier,
+    shift,
+    train_classifier,
 )
 from toolkit.errors import CheckpointError, ToolkitError
 from toolkit.plugins import registry

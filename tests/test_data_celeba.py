@@ -189,7 +189,8 @@ def test_the_real_subset(tmp_path):
 
 
 def test_training_on_32x32_colour_data_with_derived_attributes(tmp_path):
-    from toolkit.recipe import parse_recipe, resolve
+    from toolkit.plugins import resolve
+    from toolkit.recipe import parse_recipe
     from toolkit.train import Trainer
 
     root = fake_celeba(tmp_path / "celeba", n=40)

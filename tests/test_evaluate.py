@@ -7,9 +7,9 @@ import sys
 import pytest
 import torch
 from PIL import Image
+from tiny import tiny_recipe, tiny_yaml
 from torch import nn
 
-from tiny import tiny_recipe, tiny_yaml
 from toolkit.data import ImageSet
 from toolkit.evaluate import encoder_metrics, generator_error, translation_accuracy
 from toolkit.latent import LatentSpec, Variable

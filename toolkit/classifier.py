@@ -15,11 +15,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel
 
 from . import checkpoint as ckpt
-from .data import ImageSet
+from .data import ImageSet, derive_attributes
+from .distributed import pick_device
 from .errors import CheckpointError, ToolkitError
+from .plugins import registry
+from .registry import options_dict
 
 KIND = "classifier"
 SHIFT = 2  # augmentation: random translation of up to this many pixels
@@ -42,14 +44,18 @@ def classifier_hash(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _dump(options) -> dict:
-    return options.model_dump(mode="json") if isinstance(options, BaseModel) else dict(options or {})
+def default_network() -> str:
+    """The classifier network to use when none is named: the one that is registered."""
+    names = registry(KIND).names()
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise ToolkitError("no classifier network is registered: install a plugin that registers one (see toolkit plugins)")
+    raise ToolkitError(f"several classifier networks are registered ({', '.join(names)}): name one (--network)")
 
 
 def build_classifier(network: str, image_shape, num_classes: int, options=None) -> torch.nn.Module:
     """Build a registered classifier network for images ``(C, H, W)`` and ``num_classes``."""
-    from .plugins import registry
-
     entry = registry(KIND).get(network)
     module = entry.build(tuple(image_shape), num_classes, options=options, where="network_options")
     if not isinstance(module, torch.nn.Module):
@@ -137,7 +143,7 @@ def train_classifier(
     dataset: str,
     dataset_options: dict | None,
     attribute: str,
-    network: str = "cnn28",
+    network: str | None = None,
     network_options: dict | None = None,
     epochs: int = 8,
     batch_size: int = 128,
@@ -160,17 +166,13 @@ def train_classifier(
     :func:`negatives` (a quarter of each batch more): blobs, noise and ghosts of two classes,
     so that a judge of generated images does not call a blurred blob a class.
     """
-    from .plugins import registry
-    from .train import pick_device
-
     if epochs < 1 or batch_size < 2 or (limit is not None and limit < 2):
         raise ToolkitError(f"epochs must be >= 1, batch_size and limit >= 2 (got {epochs}, {batch_size}, {limit})")
     device = pick_device(device) if isinstance(device, str) else torch.device(device)
+    network = network or default_network()
     parsed_net = registry(KIND).get(network).parse_options(network_options, where="network_options")
     entry = registry("dataset").get(dataset)
     options = entry.parse_options(dataset_options, where="dataset_options")
-    from .data import derive_attributes
-
     train = derive_attributes(entry.build(options=options, split="train"), attributes or {})
     train.attribute(attribute)  # a wrong attribute fails before the test split is read
     test = derive_attributes(entry.build(options=options, split="test"), attributes or {})
@@ -225,14 +227,14 @@ def train_classifier(
         "format": ckpt.FORMAT,
         "kind": KIND,
         "dataset": dataset,
-        "dataset_options": _dump(options),
-        "attributes": {k: _dump(v) for k, v in (attributes or {}).items()},
+        "dataset_options": options_dict(options),
+        "attributes": {k: options_dict(v) for k, v in (attributes or {}).items()},
         "attribute": attribute,
         "classes": classes,
         "reject": reject,
         "image_shape": list(train.shape),
         "network": network,
-        "network_options": _dump(parsed_net),
+        "network_options": options_dict(parsed_net),
         "test_accuracy": accuracy,
         "test_images": len(test_labels),
         "data_hash": data_hash(test_images, test_labels),

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .plugins import registry
+
 
 @dataclass
 class StepOutputs:
@@ -75,9 +77,11 @@ class LossTerm:
         """
         return {}
 
-    @classmethod
-    def has_extra_passes(cls) -> bool:
-        return cls.extra_passes is not LossTerm.extra_passes
+
+def has_extra_passes(term) -> bool:
+    """Whether ``term`` (a LossTerm or any callable a plugin returned) defines passes of its own."""
+    method = getattr(type(term), "extra_passes", None)
+    return callable(method) and method is not LossTerm.extra_passes
 
 
 def ramp_factor(step: int, ramp: int) -> float:
@@ -87,11 +91,12 @@ def ramp_factor(step: int, ramp: int) -> float:
 
 def build_losses(recipe_losses: dict, spec) -> dict[str, LossTerm]:
     """Build every loss term named in the recipe."""
-    from .plugins import registry
-
     terms = {}
     for name, cfg in recipe_losses.items():
         entry = registry("loss").get(name)
         terms[name] = entry.build(spec, options=cfg.options, where=f"losses.{name}.options")
-        terms[name].name = name
+        try:
+            terms[name].name = name  # how the term finds its extra passes in StepOutputs.extra
+        except AttributeError:  # a callable that takes no attributes cannot have extra passes either
+            pass
     return terms

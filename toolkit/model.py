@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from .checkpoint import read_meta, read_tensors
 from .errors import CheckpointError, ToolkitError
+from .images import smooth
 from .latent import LatentSpec
 from .networks import Networks, build_networks
 from .recipe import Recipe, format_validation_error
@@ -77,8 +78,6 @@ class Model:
     def translations(self, images: torch.Tensor, settings: list, strength: float = 1.0,
                      keep_details: bool = False) -> list[torch.Tensor]:
         """:meth:`translate` for several settings of the same images (encoded once)."""
-        from .images import smooth
-
         z = self.encode(images)
         base = self.decode(z) if keep_details else None
         out = []
@@ -139,10 +138,3 @@ def load_model(path: str | Path, device: str = "cpu") -> Model:
     networks.to(device).eval()
     return Model(spec, networks, recipe, image_shape, int(meta.get("step", 0)), path)
 
-
-def newest_checkpoint(root: str | Path = "runs") -> Path:
-    """The most recently written checkpoint under ``root``."""
-    found = [p for p in Path(root).glob("**/checkpoints/*.safetensors") if p.is_file()]
-    if not found:
-        raise CheckpointError(f"no checkpoint found under ./{root}; train one first or pass -c CKPT")
-    return max(found, key=lambda p: p.stat().st_mtime)

@@ -14,6 +14,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from .plugins import registry
+
 
 class Networks(nn.Module):
     """G, E and D under fixed names (the checkpoint's key prefixes)."""
@@ -72,8 +74,6 @@ def with_fixed_weights(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 def build_networks(name: str, spec, image_shape, options=None) -> Networks:
     """Build a registered network family for a latent spec and an image shape ``(C, H, W)``."""
-    from .plugins import registry
-
     entry = registry("network").get(name)
     nets = entry.build(spec, tuple(image_shape), options=options, where="model.options")
     if not isinstance(nets, Networks):

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 import pluggy
 
 from . import hookspecs
-from .errors import RegistryError
-from .registry import Entry, Registry
+from .errors import RecipeError, RegistryError, ToolkitError
+from .recipe import Recipe
+from .registry import Entry, Registry, options_dict
 
 GROUP = "toolkit"
 # hook name -> registry kind (singular, used in messages)
@@ -175,6 +176,27 @@ def get_plugins() -> Plugins:
 def registry(kind: str) -> Registry:
     """Shortcut: ``registry('network').get('paper28')``."""
     return get_plugins().registry(kind)
+
+
+def resolve(recipe: Recipe, source: str = "recipe") -> Recipe:
+    """The recipe with every plugin name checked and each plugin's option defaults filled in."""
+    data = recipe.model_dump(mode="json")
+    try:
+        entry = registry("dataset").get(recipe.data.dataset)
+        data["data"]["options"] = options_dict(entry.parse_options(recipe.data.options, "data.options"))
+        entry = registry("network").get(recipe.model.network)
+        data["model"]["options"] = options_dict(entry.parse_options(recipe.model.options, "model.options"))
+        for name, loss in recipe.losses.items():
+            entry = registry("loss").get(name)
+            data["losses"][name]["options"] = options_dict(entry.parse_options(loss.options, f"losses.{name}.options"))
+    except ToolkitError as exc:
+        raise RecipeError(f"{source}: {exc}") from None
+    return Recipe.model_validate(data)
+
+
+def plugin_versions() -> dict:
+    """``{plugin: "distribution version"}`` of the plugins that loaded (recorded in checkpoints)."""
+    return {name: f"{i.distribution} {i.version}".strip() for name, i in get_plugins().info.items() if not i.error}
 
 
 def reset() -> None:

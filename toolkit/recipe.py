@@ -3,11 +3,15 @@
 Unknown keys are errors; an error names the file, the key path and what is allowed.
 ``--set key.path=value`` overrides any field (the value is read as YAML: ``3``, ``1e-4``,
 ``[1, 2]``, ``true``).
+
+This module is the schema only: it knows no plugin. :func:`toolkit.plugins.resolve` checks a
+recipe's plugin names and fills in their options.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +19,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
 from .errors import RecipeError
+
+
+def expand_path(text: str | Path) -> Path:
+    """A path a user wrote: ``$VARIABLES`` and ``~`` expanded."""
+    return Path(os.path.expandvars(str(text))).expanduser()
 
 
 class Strict(BaseModel):
@@ -197,9 +206,7 @@ class EvalConfig(Strict):
     every: int = Field(0, ge=0, description="evaluate every K training steps (0: only at checkpoints' end)")
 
     def classifier_path(self):
-        import os
-
-        return Path(os.path.expandvars(self.classifier)).expanduser() if self.classifier else None
+        return expand_path(self.classifier) if self.classifier else None
 
 
 class Recipe(Strict):
@@ -321,31 +328,6 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     """Read, override and validate a recipe (plugin options are checked by :func:`resolve`)."""
     data = apply_overrides(read_yaml(Path(path)), list(overrides))
     return parse_recipe(data, source=str(path))
-
-
-def resolve(recipe: Recipe, source: str = "recipe") -> Recipe:
-    """Check every plugin name and fill in each plugin's option defaults."""
-    from .errors import ToolkitError
-    from .plugins import registry
-
-    data = recipe.model_dump(mode="json")
-    try:
-        entry = registry("dataset").get(recipe.data.dataset)
-        data["data"]["options"] = _dump(entry.parse_options(recipe.data.options, "data.options"))
-        entry = registry("network").get(recipe.model.network)
-        data["model"]["options"] = _dump(entry.parse_options(recipe.model.options, "model.options"))
-        for name, loss in recipe.losses.items():
-            entry = registry("loss").get(name)
-            data["losses"][name]["options"] = _dump(entry.parse_options(loss.options, f"losses.{name}.options"))
-    except ToolkitError as exc:
-        raise RecipeError(f"{source}: {exc}") from None
-    return Recipe.model_validate(data)
-
-
-def _dump(options) -> dict:
-    if options is None:
-        return {}
-    return options.model_dump(mode="json") if isinstance(options, BaseModel) else dict(options)
 
 
 def to_yaml(recipe: Recipe) -> str:

@@ -9,6 +9,14 @@ from typing import Any, Callable
 from pydantic import BaseModel, ValidationError
 
 from .errors import RegistryError, ToolkitError, did_you_mean
+from .recipe import format_validation_error
+
+
+def options_dict(options) -> dict:
+    """Parsed options (a pydantic model, a dict or None) as a plain JSON-ready dict."""
+    if options is None:
+        return {}
+    return options.model_dump(mode="json") if isinstance(options, BaseModel) else dict(options)
 
 
 @dataclass
@@ -57,8 +65,6 @@ class Entry:
         try:
             return self.options.model_validate(options or {})
         except ValidationError as exc:
-            from .recipe import format_validation_error
-
             raise ToolkitError(format_validation_error(exc, prefix=where, model=self.options)) from None
 
     def build(self, *args, options=None, where: str = "options", **kwargs):

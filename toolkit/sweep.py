@@ -10,22 +10,19 @@ import json
 import statistics
 from pathlib import Path
 
-from .train import RESUME_FILE
+from .images import atomic_write
+from .rundir import RunDir
 
 
-def run_dir(out: Path, labels, seed: int) -> Path:
-    return Path(out) / f"labels-{labels}" / f"seed-{seed}"
+def run_dir(out: Path, labels, seed: int) -> RunDir:
+    return RunDir(Path(out) / f"labels-{labels}" / f"seed-{seed}")
 
 
-def final_checkpoint(folder: Path, steps: int) -> Path:
-    return folder / "checkpoints" / f"step-{steps:06d}.safetensors"
-
-
-def state(folder: Path, steps: int) -> str:
+def state(run: RunDir, steps: int) -> str:
     """'done', 'partial' (resume it) or 'new'."""
-    if final_checkpoint(folder, steps).is_file():
+    if run.checkpoint(steps).is_file():
         return "done"
-    return "partial" if (folder / RESUME_FILE).is_file() else "new"
+    return "partial" if run.can_resume() else "new"
 
 
 def mean_std(values: list[float]) -> dict:
@@ -65,8 +62,6 @@ def markdown(summary: dict) -> str:
 
 
 def write_summary(out: Path, summary: dict) -> tuple[Path, Path]:
-    from .images import atomic_write
-
     out = Path(out)
     atomic_write(out / "summary.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
     atomic_write(out / "summary.md", lambda tmp: tmp.write_text(markdown(summary)))

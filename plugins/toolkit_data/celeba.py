@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +34,7 @@ import torch
 from toolkit.data import ImageSet
 from toolkit.errors import ToolkitError
 from toolkit.images import atomic_write
+from toolkit.recipe import expand_path
 
 from .folder import split_indices
 
@@ -47,7 +47,7 @@ CACHE_VERSION = 1
 
 
 def _path(text: str) -> Path:
-    return Path(os.path.expandvars(text)).expanduser()
+    return expand_path(text)
 
 
 def _lines(path: Path) -> list[tuple[int, list[str]]]:

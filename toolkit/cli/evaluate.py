@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .base import app
 from .images import CKPT_HELP, open_model
 
 
@@ -26,7 +26,9 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from ..evaluate import evaluate as run, report_path, write_report
+    from ..evaluate import evaluate as run
+    from ..evaluate import write_report
+    from ..rundir import report_path
 
     model = open_model(checkpoint, device)
     cfg = model.recipe.evaluate
@@ -67,8 +69,8 @@ def figures(
     device: str = typer.Option("auto", "--device"),
 ):
     """The paper's figures: generation grid, translations, interpolations, continuous sweeps."""
+    from ..data import load_dataset
     from ..figures import make_figures
-    from ..train import load_dataset
 
     model = open_model(checkpoint, device)
     for path in make_figures(model, load_dataset(model.recipe, "test"), output, seed):

@@ -9,15 +9,16 @@ from typing import Optional
 import typer
 
 from ..errors import ToolkitError
-from . import app
+from .base import app
 
 CKPT_HELP = "Checkpoint (.safetensors). Default: the newest under ./runs."
 VAR_HELP = "Set a latent variable: NAME=VALUE (class name or index, or a number). Repeatable."
 
 
 def open_model(checkpoint: Optional[Path], device: str):
-    from ..model import load_model, newest_checkpoint
-    from ..train import pick_device
+    from ..distributed import pick_device
+    from ..model import load_model
+    from ..rundir import newest_checkpoint
 
     if checkpoint is None:
         checkpoint = newest_checkpoint()
@@ -65,16 +66,13 @@ def generate(
     device: str = typer.Option("auto", "--device"),
 ):
     """Sample images with chosen characteristics (e.g. --set digit=7)."""
-    import torch
 
     model = open_model(checkpoint, device)
     values = model.spec.parse_assignments(set_)
     var = model.spec.class_variable()
     if var is not None and var.name not in values:  # one row per class, shared style per column
         per_class = n or 10
-        z = model.sample_z(per_class, values, seed).cpu().repeat(var.size, 1)
-        s = model.spec.slices[var.name]
-        z[:, s] = torch.eye(var.size).repeat_interleave(per_class, dim=0)
+        z = model.spec.class_grid(model.sample_z(per_class, values, seed).cpu())
         images, nrow, what = model.decode(z), per_class, f"one row per {var.name}: {', '.join(var.classes)}"
     else:
         n = n or 64

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from . import app
+from .base import app
 
 
 @app.command("plugins")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from . import app
+from .base import app
 
 recipe_app = typer.Typer(help="Show, validate or describe recipes.", no_args_is_help=True)
 app.add_typer(recipe_app, name="recipe")
@@ -16,7 +16,8 @@ SET_HELP = "Override a recipe field: key.path=value (value read as YAML). Repeat
 
 
 def load_resolved(path: Path, overrides: list[str]):
-    from ..recipe import load_recipe, resolve
+    from ..plugins import resolve
+    from ..recipe import load_recipe
 
     return resolve(load_recipe(path, overrides), source=str(path))
 

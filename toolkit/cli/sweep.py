@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import ToolkitError
-from . import app
+from .base import app
 from .recipe import SET_HELP
 
 
@@ -30,29 +30,32 @@ def sweep(
     device: Optional[str] = typer.Option(None, "--device"),
 ):
     """Train and evaluate every (labels, seed) pair; resumable; writes summary.json and summary.md."""
-    from ..evaluate import evaluate, report_path, write_report
-    from ..model import load_model
-    from ..recipe import load_recipe, resolve
     from .. import sweep as sw
-    from .train import _train
+    from ..distributed import pick_device
+    from ..evaluate import evaluate, write_report
+    from ..model import load_model
+    from ..plugins import resolve
+    from ..recipe import load_recipe
+    from ..rundir import report_path
+    from .train import train_run
 
     base = resolve(load_recipe(recipe, set_), str(recipe))
     out = out or Path("runs") / f"sweep-{base.name}"
     reports: dict = {}
     for count in _ints(labels, "--labels"):
         for seed in _ints(seeds, "--seeds"):
-            folder = sw.run_dir(out, count, seed)
+            run = sw.run_dir(out, count, seed)
             r = resolve(load_recipe(recipe, [*set_, f"seed={seed}", f"data.labels={count}"]), str(recipe))
-            status = sw.state(folder, r.train.steps)
-            typer.echo(f"[labels {count}, seed {seed}] {status}: {folder}", err=True)
+            status = sw.state(run, r.train.steps)
+            typer.echo(f"[labels {count}, seed {seed}] {status}: {run}", err=True)
             if status != "done":
-                _train(r, folder, device or r.train.device, status == "partial", False)
-            final = sw.final_checkpoint(folder, r.train.steps)
+                train_run(r, run.path, device=device or r.train.device, resume=status == "partial")
+            final = run.checkpoint(r.train.steps)
             cached = report_path(final)
             if cached.is_file():
                 report = json.loads(cached.read_text())
             else:
-                model = load_model(final, _device(device or r.train.device))
+                model = load_model(final, str(pick_device(device or r.train.device)))
                 cfg = r.evaluate
                 report = evaluate(model, cfg.classifier_path(), cfg.samples_per_class, cfg.seed)
                 write_report(report, cached)
@@ -61,9 +64,3 @@ def sweep(
     summary = sw.summarise(reports)
     json_path, md_path = sw.write_summary(out, summary)
     typer.echo(sw.markdown(summary) + f"wrote {json_path} and {md_path}")
-
-
-def _device(name: str) -> str:
-    from ..train import pick_device
-
-    return str(pick_device(name))
