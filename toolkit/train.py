@@ -24,7 +24,7 @@ from .distributed import World, pick_device
 from .ema import WeightAverage
 from .errors import ToolkitError
 from .evaluate import evaluate
-from .images import save_grid
+from .images import atomic_write, save_grid
 from .latent import LatentSpec, build_spec
 from .losses import StepOutputs, build_losses, has_extra_passes, ramp_factor
 from .model import Model
@@ -405,10 +405,26 @@ class Trainer:
         if "generator_error" in report:
             record["generator_error"] = report["generator_error"]["overall"]
             record["generator_error_per_class"] = report["generator_error"]["per_class"]
+            record["translation_accuracy"] = report["translation_accuracy"]["overall"]
             scalars["generator_error"] = report["generator_error"]["overall"]
+            scalars["translation_accuracy"] = report["translation_accuracy"]["overall"]
+            record["best"] = self._keep_if_best(record)
         self.log(record)
         self._scalars(scalars)
         return report
+
+    def _keep_if_best(self, record: dict) -> dict:
+        """Write ``best.safetensors`` when this evaluation has the lowest generator error so far
+        (ties: the later step); returns the best record (step and figures)."""
+        path = self.folder.best_record
+        best = json.loads(path.read_text()) if path.is_file() else None
+        if best is not None and best["step"] != self.step and best["generator_error"] < record["generator_error"]:
+            return best
+        meta = ckpt.checkpoint_meta(self.recipe, self.spec, self.image_shape, self.step, plugin_versions())
+        ckpt.save_checkpoint(self.folder.best, self.inference_networks(), meta)
+        best = {k: record[k] for k in ("step", "generator_error", "translation_accuracy", "encoder_accuracy")}
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(best, indent=2)))
+        return best
 
     def _scalars(self, values: dict) -> None:
         if self.tb is not None:
