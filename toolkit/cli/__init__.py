@@ -32,7 +32,7 @@ def _options(
 
 
 def _register_commands() -> None:
-    from . import classifier, evaluate, images, plugins, recipe, sweep, train  # noqa: F401  (they add commands to app)
+    from . import classifier, evaluate, explore, images, plugins, recipe, sweep, train  # noqa: F401  (they add commands to app)
 
     from ..plugins import get_plugins
 
