@@ -286,7 +286,7 @@ def build_app(model, *, samples: int = SAMPLES, title: str | None = None):
                             new = gr.Button("new styles", elem_id="gen-new", variant="secondary")
                     with gr.Column(scale=2):
                         samples_img = gr.Image(label="samples", type="pil", format="png", interactive=False,
-                                               elem_id="gen-samples")
+                                               buttons=["download", "fullscreen"], elem_id="gen-samples")
             with gr.Tab("Translate", id="translate"):
                 with gr.Row():
                     with gr.Column(scale=1, min_width=280):
@@ -300,7 +300,7 @@ def build_app(model, *, samples: int = SAMPLES, title: str | None = None):
                     with gr.Column(scale=2):
                         gr.Markdown("Each row: **input** · **reconstruction** · **edit**")
                         tr_img = gr.Image(label="input | reconstruction | edit", type="pil", format="png",
-                                          interactive=False, elem_id="tr-result")
+                                          interactive=False, buttons=["download", "fullscreen"], elem_id="tr-result")
                         tr_file = gr.File(label="edit as PNG (the model's size)", interactive=False, elem_id="tr-download")
             with gr.Tab("Interpolate", id="interpolate"):
                 with gr.Row():
@@ -308,15 +308,15 @@ def build_app(model, *, samples: int = SAMPLES, title: str | None = None):
                     file_b = gr.File(file_types=["image"], type="filepath", label="image B", elem_id="ip-b")
                 position = gr.Slider(0.0, 1.0, value=0.5, step=0.05, label="position (A = 0, B = 1)", elem_id="ip-position")
                 with gr.Row():
-                    ip_at = gr.Image(label="at position", type="pil", format="png", interactive=False, elem_id="ip-at")
+                    ip_at = gr.Image(label="at position", type="pil", format="png", interactive=False, buttons=["download"], elem_id="ip-at")
                     ip_strip = gr.Image(label=f"A · {INTERPOLATION_STEPS} steps · B", type="pil", format="png",
-                                        interactive=False, elem_id="ip-strip")
+                                        interactive=False, buttons=["download"], elem_id="ip-strip")
             if spec.variables:
                 with gr.Tab("Sweep", id="sweep") as sweep_tab:
                     default = spec.class_variable() or spec.variables[0]
                     variable = gr.Dropdown(choices=spec.names, value=default.name, label="variable", elem_id="sw-variable")
                     sw_caption = gr.Markdown(elem_id="sw-caption")
-                    sw_img = gr.Image(label="sweep", type="pil", format="png", interactive=False, elem_id="sw-result")
+                    sw_img = gr.Image(label="sweep", type="pil", format="png", interactive=False, buttons=["download", "fullscreen"], elem_id="sw-result")
 
         quiet = dict(show_progress="hidden")
         gen_inputs = [seed, *gen]
@@ -333,14 +333,18 @@ def build_app(model, *, samples: int = SAMPLES, title: str | None = None):
     return app
 
 
-def serve(model, host: str = "127.0.0.1", port: int | None = None, **launch) -> None:
+def launch_options(host: str = "127.0.0.1", port: int | None = None) -> dict:
+    """``launch()`` arguments for a local, private page: no share link, no MCP server, uploads limited."""
+    return dict(server_name=host, server_port=port, max_file_size=MAX_UPLOAD_BYTES, share=False, show_error=True,
+                ssr_mode=False, mcp_server=False)
+
+
+def serve(model, host: str = "127.0.0.1", port: int | None = None) -> None:
     """Build the page and serve it until Ctrl-C, with uploads limited and cached in a temporary folder."""
     cache = tempfile.mkdtemp(prefix="toolkit-explore-gradio-")
     os.environ.setdefault("GRADIO_TEMP_DIR", cache)  # read when gradio is imported: before build_app
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     try:
-        app = build_app(model)
-        app.launch(server_name=host, server_port=port, max_file_size=MAX_UPLOAD_BYTES, share=False,
-                   show_error=True, ssr_mode=False, mcp_server=False, **launch)
+        build_app(model).launch(**launch_options(host, port))
     finally:
         shutil.rmtree(cache, ignore_errors=True)
