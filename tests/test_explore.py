@@ -217,10 +217,15 @@ def test_serving_is_local_private_and_limits_uploads(monkeypatch):
 
     seen = {}
     monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: seen.update(kw))
+    monkeypatch.setattr(gr.Blocks, "local_url", "http://127.0.0.1:7860/", raising=False)
+    monkeypatch.setattr(gr.Blocks, "block_thread", lambda self: seen.update(blocked=True))
     monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
     monkeypatch.delenv("GRADIO_ANALYTICS_ENABLED", raising=False)
-    explore.serve(_model())
+    lines = []
+    explore.serve(_model(), echo=lines.append)
+    assert lines == ["open http://127.0.0.1:7860/ in a browser (Ctrl-C stops)"] and seen["blocked"]
     assert seen["server_name"] == "127.0.0.1" and seen["share"] is False and seen["mcp_server"] is False
+    assert seen["run_history"] is False
     assert seen["max_file_size"] == explore.MAX_UPLOAD_BYTES
     cache = Path(os.environ.pop("GRADIO_TEMP_DIR"))
     assert cache.is_relative_to(tempfile.gettempdir()) and not cache.exists()  # removed when the server stops
@@ -335,7 +340,7 @@ def test_the_page_in_a_browser(tmp_path, monkeypatch):
             assert shown.shape[:2] == (2 * (h * scale + 4) + 4, 3 * (w * scale + 4) + 4)
             link = page.locator("#tr-download a").first
             link.wait_for(timeout=30000)
-            assert link.inner_text().strip().startswith("translated.png")
+            assert link.get_attribute("href").endswith("/translated.png")
             download = Image.open(io.BytesIO(page.request.get(link.get_attribute("href")).body()))
             assert download.size == (2 * (w + 2) + 2, h + 4)
 

@@ -263,10 +263,17 @@ def _controls(gr, spec: LatentSpec, prefix: str, keep: bool) -> list:
 
 
 def _describe(model) -> str:
-    where = f" · `{model.path.name}`" if model.path else ""
+    spec = model.spec
     c, h, w = model.image_shape
-    head = f"### {model.recipe.name} · step {model.step:,}{where} · {w}x{h}, {c} channel{'s' if c > 1 else ''}"
-    return head + "\n\n" + " · ".join(f"`{line}`" for line in model.spec.describe().splitlines())
+    where = f" · `{model.path.name}`" if model.path else ""
+    parts = [f"u: {spec.u_size} dims, {spec.u_prior} prior (the style)"]
+    for v in spec.variables:
+        if v.kind == "categorical":
+            parts.append(f"**{v.name}**: {v.size} classes" + (f", supervised by '{v.label}'" if v.label else ", free"))
+        else:
+            parts.append(f"**{v.name}**: continuous, {v.prior} prior")
+    return (f"### {model.recipe.name} · step {model.step:,}{where} · {w}x{h} {'grey' if c == 1 else f'{c} channels'}\n"
+            "Latent code: " + " · ".join(parts))
 
 
 def build_app(model, *, samples: int = SAMPLES, title: str | None = None):
@@ -334,17 +341,28 @@ def build_app(model, *, samples: int = SAMPLES, title: str | None = None):
 
 
 def launch_options(host: str = "127.0.0.1", port: int | None = None) -> dict:
-    """``launch()`` arguments for a local, private page: no share link, no MCP server, uploads limited."""
+    """``launch()`` arguments for a local, private page: no share link, MCP server or run history; uploads limited."""
     return dict(server_name=host, server_port=port, max_file_size=MAX_UPLOAD_BYTES, share=False, show_error=True,
-                ssr_mode=False, mcp_server=False)
+                ssr_mode=False, mcp_server=False, run_history=False)
 
 
-def serve(model, host: str = "127.0.0.1", port: int | None = None) -> None:
-    """Build the page and serve it until Ctrl-C, with uploads limited and cached in a temporary folder."""
+def serve(model, host: str = "127.0.0.1", port: int | None = None, echo=print) -> None:
+    """Build the page and serve it until Ctrl-C (or SIGTERM); uploads are limited and cached in a
+    temporary folder that goes with the server."""
+    import signal
+    import threading
+
     cache = tempfile.mkdtemp(prefix="toolkit-explore-gradio-")
     os.environ.setdefault("GRADIO_TEMP_DIR", cache)  # read when gradio is imported: before build_app
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler) if main else None  # clean up on TERM too
     try:
-        build_app(model).launch(**launch_options(host, port))
+        app = build_app(model)
+        app.launch(**launch_options(host, port), prevent_thread_lock=True, quiet=True)
+        echo(f"open {app.local_url} in a browser (Ctrl-C stops)")
+        app.block_thread()
     finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
         shutil.rmtree(cache, ignore_errors=True)

@@ -45,5 +45,4 @@ def explore(
     model = open_model(checkpoint, device)
     from ..explore import serve
 
-    typer.echo(f"exploring {model.path} (Ctrl-C stops)", err=True)
-    serve(model, host=host, port=port)
+    serve(model, host=host, port=port, echo=lambda line: typer.echo(line, err=True))
