@@ -216,8 +216,12 @@ def test_serving_is_local_private_and_limits_uploads(monkeypatch):
     from toolkit import explore
 
     seen = {}
-    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kw: seen.update(kw))
-    monkeypatch.setattr(gr.Blocks, "local_url", "http://127.0.0.1:7860/", raising=False)
+
+    def launch(self, **kw):
+        seen.update(kw)
+        self.local_url = "http://127.0.0.1:7860/"
+
+    monkeypatch.setattr(gr.Blocks, "launch", launch)
     monkeypatch.setattr(gr.Blocks, "block_thread", lambda self: seen.update(blocked=True))
     monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
     monkeypatch.delenv("GRADIO_ANALYTICS_ENABLED", raising=False)
