@@ -182,10 +182,7 @@ class Explorer:
         x, recon, edit = self.translate_tensors(x, values, strength, keep_details)
         grid = display_grid(torch.stack([x, recon, edit], dim=1).flatten(0, 1), nrow=3)
         out = Path(tempfile.mkdtemp(dir=self.workdir)) / "translated.png"
-        if len(edit) == 1:
-            display_grid(edit, nrow=1, size=1, padding=0).save(out, format="PNG")  # the model's own size
-        else:
-            save_grid(edit, out, nrow=len(edit))
+        save_grid(edit, out, nrow=len(edit))  # at the model's size; one image: just the image
         return grid, str(out)
 
     def interpolate(self, file_a, file_b, position):
