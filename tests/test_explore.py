@@ -226,7 +226,10 @@ def test_serving_is_local_private_and_limits_uploads(monkeypatch):
     monkeypatch.delenv("GRADIO_TEMP_DIR", raising=False)
     monkeypatch.delenv("GRADIO_ANALYTICS_ENABLED", raising=False)
     lines = []
+    threads = torch.get_num_threads()
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: seen.update(threads=n))
     explore.serve(_model(), echo=lines.append)
+    assert seen["threads"] == 1 and torch.get_num_threads() == threads
     assert lines == ["open http://127.0.0.1:7860/ in a browser (Ctrl-C stops)"] and seen["blocked"]
     assert seen["server_name"] == "127.0.0.1" and seen["share"] is False and seen["mcp_server"] is False
     assert seen["run_history"] is False
@@ -309,6 +312,8 @@ def test_the_page_in_a_browser(tmp_path, monkeypatch):
 
     app = build_app(model)
     port = _free_port()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as toolkit explore serves
     app.launch(**launch_options("127.0.0.1", port), prevent_thread_lock=True, quiet=True)
     outside = []
     try:
@@ -364,5 +369,6 @@ def test_the_page_in_a_browser(tmp_path, monkeypatch):
             browser.close()
     finally:
         app.close()
+        torch.set_num_threads(threads)
     assert outside == []  # the page asks nothing of any other server
     assert list(cwd.iterdir()) == []
