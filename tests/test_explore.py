@@ -2,8 +2,10 @@
 (needs Gradio), the command's guards, and one end-to-end run in headless Chromium (``browser``).
 
 The browser test: ``python -m pytest --runbrowser -m browser tests/test_explore.py``. It trains a
-tiny checkpoint, or takes ``$TOOLKIT_EXPLORE_CHECKPOINT``; its screenshot goes to
-``$TOOLKIT_EXPLORE_SCREENSHOT`` (the README's: ``docs/explore.png``, from a quickstart checkpoint).
+tiny checkpoint, or takes ``$TOOLKIT_EXPLORE_CHECKPOINT``; its screenshots (the Generate tab, and
+``*-translate.png``) go to ``$TOOLKIT_EXPLORE_SCREENSHOT``. The README's, from a quickstart checkpoint:
+``TOOLKIT_EXPLORE_CHECKPOINT=runs/quickstart-.../checkpoints/step-001200.safetensors
+TOOLKIT_EXPLORE_SCREENSHOT=docs/explore.png python -m pytest --runbrowser -m browser tests/test_explore.py``
 """
 
 import io
@@ -113,6 +115,8 @@ def test_translate_uses_the_clis_conversion_and_changes_only_what_is_set(explore
     path = _png(tmp_path / "photo.png")
     x = explorer.read([str(path)])
     assert torch.equal(x, read_images(explorer.model, [path]))
+    turned = explorer.read([str(_camera_photo(tmp_path / "camera.jpg"))])  # EXIF orientation applied
+    assert (turned - explorer.read([str(EXAMPLES / "sandal.png")])).abs().mean() < 0.03
     x, recon, edit = explorer.translate_tensors(x, values_from_controls(explorer.spec, [KEEP, False, 0.0], keep=True))
     assert torch.allclose(edit, recon)  # nothing set: the edit is the reconstruction
     _, _, kept = explorer.translate_tensors(x, {}, keep_details=True)
@@ -289,6 +293,21 @@ def _new_src(page, selector: str, old: str | None, timeout: float = 60.0) -> tup
     return page.eval_on_selector(f"{selector} img", "i => i.src"), time.perf_counter() - start
 
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "docs" / "examples"
+
+
+def _camera_photo(path: Path) -> Path:
+    """A held-out sandal as a camera would store it: RGB JPEG, larger, not square, stored sideways
+    with an EXIF orientation that turns it upright."""
+    sandal = Image.open(EXAMPLES / "sandal.png").convert("RGB").resize((84, 84), Image.BICUBIC)
+    framed = Image.new("RGB", (84, 110))
+    framed.paste(sandal, (0, 13))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # shown rotated 90 degrees clockwise
+    framed.transpose(Image.Transpose.ROTATE_90).save(path, format="JPEG", quality=95, exif=exif)
+    return path
+
+
 @pytest.mark.browser
 def test_the_page_in_a_browser(tmp_path, monkeypatch):
     from conftest import chromium_path
@@ -304,8 +323,8 @@ def test_the_page_in_a_browser(tmp_path, monkeypatch):
     model = load_model(checkpoint)
     var = model.spec.class_variable()
     assert var is not None, "the browser test needs a model with a categorical variable"
-    photo = _png(tmp_path / "photo.png", (60, 45))
-    grey = _png(tmp_path / "grey.png", (28, 28), "L", seed=1)
+    photo, grey = _camera_photo(tmp_path / "photo.jpg"), EXAMPLES / "t-shirt.png"
+    shot = Path(os.environ.get("TOOLKIT_EXPLORE_SCREENSHOT") or tmp_path / "explore.png")
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)  # the server writes nothing here (nor anywhere but temporary folders)
@@ -319,7 +338,7 @@ def test_the_page_in_a_browser(tmp_path, monkeypatch):
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium_path(), args=BROWSER_ARGS)
-            page = browser.new_page(viewport={"width": 1280, "height": 860})
+            page = browser.new_page(viewport={"width": 1200, "height": 640})
             page.on("request", lambda r: outside.append(r.url) if not r.url.startswith(
                 (f"http://127.0.0.1:{port}", "data:", "blob:")) else None)
             page.goto(f"http://127.0.0.1:{port}/")
@@ -341,7 +360,7 @@ def test_the_page_in_a_browser(tmp_path, monkeypatch):
             page.get_by_role("tab", name="Translate").click()
             page.locator("#tr-files input[type=file]").set_input_files([str(photo), str(grey)])
             before, _ = _new_src(page, "#tr-result", None)
-            page.locator(f"#tr-{var.name}").get_by_text(var.classes[2], exact=True).click()
+            page.locator(f"#tr-{var.name}").get_by_text(var.classes[-2], exact=True).click()
             after, _ = _new_src(page, "#tr-result", before)
             shown = _pixels(page, after)
             c, h, w = model.image_shape
@@ -352,6 +371,7 @@ def test_the_page_in_a_browser(tmp_path, monkeypatch):
             assert link.get_attribute("href").endswith("/translated.png")
             download = Image.open(io.BytesIO(page.request.get(link.get_attribute("href")).body()))
             assert download.size == (2 * (w + 2) + 2, h + 4)
+            page.screenshot(path=str(shot.with_name(f"{shot.stem}-translate.png")), full_page=True)
 
             # Interpolate and sweep
             page.get_by_role("tab", name="Interpolate").click()
@@ -364,7 +384,6 @@ def test_the_page_in_a_browser(tmp_path, monkeypatch):
             page.get_by_role("tab", name="Generate").click()
             page.locator(f"#gen-{var.name}").get_by_text(var.classes[min(1, var.size - 1)], exact=True).click()
             page.wait_for_timeout(1500)
-            shot = Path(os.environ.get("TOOLKIT_EXPLORE_SCREENSHOT") or tmp_path / "explore.png")
             page.screenshot(path=str(shot), full_page=True)
             browser.close()
     finally:
