@@ -32,6 +32,11 @@ OPTIONS = {
     "ema 0.99": ["train.ema=0.99"],
     "info supervised_by labels": ["losses.info.options.supervised_by=labels"],
     "info on translations": ["losses.info.options.translations=true"],
+    "labeled floor 0.2": ["data.labeled_floor=0.2"],
+    "lr_d 1e-3": ["optim.lr_d=1e-3"],
+    "quickstart additions together": ["losses.consistency.weight=10", "losses.consistency.options.threshold=0.9",
+                                      "train.ema=0.99", "data.labeled_floor=0.2", "train.d_augment=[translation,cutout]",
+                                      "optim.lr_d=1e-3"],
 }
 
 
@@ -48,7 +53,8 @@ def main(argv=None) -> int:
 
     import torch
 
-    from toolkit.recipe import load_recipe, resolve
+    from toolkit.plugins import resolve
+    from toolkit.recipe import load_recipe
     from toolkit.train import Trainer
 
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(OPTIONS)

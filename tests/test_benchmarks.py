@@ -102,3 +102,32 @@ def test_encoder_gap_reports_generated_agreement_real_accuracy_and_confusion(tmp
     assert len(rows) == 10 and sum(int(v) for row in rows for v in row.split()[1:]) == 50
     assert bench.main([checkpoint, "--variable", "colour"]) == 2
     assert "--variable colour: not a labeled categorical variable (these are: item)" in capsys.readouterr().err
+
+
+def test_method_cost_times_each_option_against_the_recipe(tmp_path, capsys):
+    from tiny import tiny_yaml
+
+    bench = load_benchmark(BENCH.parent / "method_cost.py")
+    recipe = tiny_yaml(tmp_path / "tiny.yaml")
+    output = tmp_path / "R.md"
+    assert bench.main(["--recipe", str(recipe), "--steps", "1", "--warmup", "1", "--repeats", "1",
+                       "--only", "base,consistency (FixMatch),r1 every step", "--output", str(output)]) == 0
+    table = [line for line in output.read_text().splitlines() if line.startswith("| ") and "ms per step" not in line]
+    assert [row.split(" | ")[0] for row in table] == ["| base", "| consistency (FixMatch)", "| r1 every step"]
+    assert table[0].endswith("| 1.00 |")
+    assert all(float(row.split(" | ")[1]) > 0 for row in table)
+
+
+def test_judge_check_reports_clean_blurred_and_no_class_images(tmp_path, capsys):
+    from toolkit.classifier import save_classifier, train_classifier
+
+    bench = load_benchmark(BENCH.parent / "judge_check.py")
+    module, meta = train_classifier("fashion-mnist-mini", {}, "item", network_options={"width": 0.25}, epochs=1,
+                                    batch_size=32, limit=64)
+    path = save_classifier(tmp_path / "judge.safetensors", module, meta)
+    assert bench.main([str(path), "--n", "40"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("| judge | test acc. | blur 1 |")
+    row = out[2].split(" | ")
+    assert row[0] == "| judge.safetensors (reject)" and len(row) == 8
+    assert all(cell.rstrip(" |").endswith("%") for cell in row[1:])
