@@ -324,7 +324,7 @@ def test_the_page_in_a_browser(tmp_path, monkeypatch):
     var = model.spec.class_variable()
     assert var is not None, "the browser test needs a model with a categorical variable"
     photo, grey = _camera_photo(tmp_path / "photo.jpg"), EXAMPLES / "t-shirt.png"
-    shot = Path(os.environ.get("TOOLKIT_EXPLORE_SCREENSHOT") or tmp_path / "explore.png")
+    shot = Path(os.environ.get("TOOLKIT_EXPLORE_SCREENSHOT") or tmp_path / "explore.png").absolute()
     cwd = tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)  # the server writes nothing here (nor anywhere but temporary folders)
