@@ -188,7 +188,7 @@ def test_build_losses_from_recipe():
 
     recipe = load_recipe("recipes/quickstart.yaml")
     terms = build_losses(recipe.losses, _spec())
-    assert list(terms) == ["sup", "rec", "info", "adv"]
+    assert list(terms) == ["sup", "rec", "info", "adv", "consistency"]
 
 
 def test_sup_ignores_unlabeled_rows():

@@ -40,9 +40,11 @@ def test_load_quickstart():
     assert list(recipe.latent.variables) == ["item", "c1", "c2"]
     assert recipe.latent.variables["item"].label == "item"
     assert recipe.model.network == "paper28" and recipe.model.options["width"] == 0.5
-    assert list(recipe.losses) == ["sup", "rec", "info", "adv"]
+    assert list(recipe.losses) == ["sup", "rec", "info", "adv", "consistency"]
     assert recipe.losses["info"].ramp == 300 and recipe.losses["sup"].weight == 10
-    assert recipe.optim.lr_d == pytest.approx(2e-4) and recipe.optim.betas == (0.5, 0.999)
+    assert recipe.losses["consistency"].options == {"threshold": 0.9}
+    assert recipe.optim.lr_d == pytest.approx(1e-3) and recipe.optim.betas == (0.5, 0.999)
+    assert recipe.train.d_augment == ["translation", "cutout"] and recipe.train.ema == 0.99
     assert recipe.train.steps == 1200 and recipe.train.keep_checkpoints == 3  # a default
 
 
