@@ -236,6 +236,33 @@ def test_save_grid_rgb_values_and_new_folder(tmp_path):
     assert sorted(p.name for p in path.parent.iterdir()) == ["grid.png"]
 
 
+def test_save_grid_scale_enlarges_with_sharp_pixel_blocks(tmp_path):
+    images = torch.rand(4, 1, 5, 5)
+    small = np.asarray(Image.open(save_grid(images, tmp_path / "a.png", nrow=2)))
+    with Image.open(save_grid(images, tmp_path / "b.png", nrow=2, scale=3)) as img:
+        assert img.size == (3 * small.shape[1], 3 * small.shape[0])
+        big = np.asarray(img)
+    assert np.array_equal(big[::3, ::3], small) and np.array_equal(big[2::3, 1::3], small), "nearest-neighbour blocks"
+
+
+def test_generate_scale_option_writes_an_enlarged_grid(tmp_path):
+    import subprocess
+    import sys
+
+    from tiny import tiny_recipe
+
+    from toolkit.train import Trainer
+
+    Trainer(tiny_recipe(steps=1), tmp_path / "run", "cpu").run()
+    ckpt = tmp_path / "run" / "checkpoints" / "step-000001.safetensors"
+    out = tmp_path / "g.png"
+    done = subprocess.run([sys.executable, "-m", "toolkit", "generate", "-c", str(ckpt), "--n", "4", "--scale", "4",
+                           "-o", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with Image.open(out) as img:
+        assert img.size == (4 * (4 * 30 + 2), 4 * (10 * 30 + 2))  # --n 4 per class, one row per class
+
+
 def test_save_grid_overwrites(tmp_path):
     path = tmp_path / "grid.png"
     save_grid(torch.zeros(2, 1, 4, 4), path, nrow=2)

@@ -125,8 +125,9 @@ def _new_file(folder: Path, prefix: str, suffix: str) -> Path:
     raise FileExistsError(f"no free temporary name in {folder}")
 
 
-def save_grid(images: torch.Tensor, path: str | Path, nrow: int, padding: int = 2) -> Path:
-    """Write images ``(N, C, H, W)`` in [0, 1] as one PNG grid with ``nrow`` images per row."""
+def save_grid(images: torch.Tensor, path: str | Path, nrow: int, padding: int = 2, scale: int = 1) -> Path:
+    """Write images ``(N, C, H, W)`` in [0, 1] as one PNG grid with ``nrow`` images per row,
+    enlarged ``scale`` times with nearest-neighbour (every pixel a ``scale`` x ``scale`` block)."""
     from PIL import Image
     from torchvision.utils import make_grid
 
@@ -134,6 +135,8 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int, padding: int = 
     arr = (grid.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
     if arr.shape[2] == 1 or images.shape[1] == 1:
         arr = arr[:, :, 0]
+    if scale > 1:
+        arr = arr.repeat(scale, axis=0).repeat(scale, axis=1)
     path = Path(path)
     atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
     return path

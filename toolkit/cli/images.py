@@ -37,6 +37,7 @@ def generate(
     n: int = typer.Option(0, "--n", min=0, max=4096, help="Images (default: 64, or 10 per class when no class is set)."),
     output: Path = typer.Option(Path("generated.png"), "-o", "--output", help="PNG grid to write."),
     seed: int = typer.Option(0, "--seed", help="Seed of the latent samples."),
+    scale: int = typer.Option(1, "--scale", min=1, max=16, help="Enlarge the PNG this many times (nearest-neighbour: pixels stay sharp)."),
     device: str = typer.Option("auto", "--device"),
 ):
     """Sample images with chosen characteristics (e.g. --set digit=7)."""
@@ -54,7 +55,7 @@ def generate(
         what = ", ".join(set_) or "random"
     from ..images import save_grid
 
-    done(save_grid(images, output, nrow=nrow), what)
+    done(save_grid(images, output, nrow=nrow, scale=scale), what)
 
 
 @app.command("translate")
@@ -64,6 +65,7 @@ def translate(
     set_: list[str] = typer.Option([], "--set", help=VAR_HELP),
     sweep: Optional[str] = typer.Option(None, "--sweep", help="Instead of --set: one column per value of this variable."),
     output: Path = typer.Option(Path("translated.png"), "-o", "--output", help="PNG grid: each row is an input, then its edits."),
+    scale: int = typer.Option(1, "--scale", min=1, max=16, help="Enlarge the PNG this many times (nearest-neighbour: pixels stay sharp)."),
     strength: float = typer.Option(1.0, "--strength", min=0.0, max=10.0,
                                    help="How far past one-hot a set class goes (1: as trained; 2-3: stronger edits)."),
     keep_details: bool = typer.Option(False, "--keep-details",
@@ -93,7 +95,7 @@ def translate(
         columns = [model.translate(x, values, strength, keep_details)]
         what = "input | " + ", ".join(set_)
     grid = torch.stack([x] + columns, dim=1).flatten(0, 1)
-    done(save_grid(grid, output, nrow=len(columns) + 1), what)
+    done(save_grid(grid, output, nrow=len(columns) + 1, scale=scale), what)
 
 
 @app.command("interpolate")
@@ -103,6 +105,7 @@ def interpolate(
     checkpoint: Optional[Path] = typer.Option(None, "-c", "--checkpoint", help=CKPT_HELP),
     steps: int = typer.Option(9, "--steps", min=2, max=64, help="Images between and including the two ends."),
     output: Path = typer.Option(Path("interpolated.png"), "-o", "--output"),
+    scale: int = typer.Option(1, "--scale", min=1, max=16, help="Enlarge the PNG this many times (nearest-neighbour: pixels stay sharp)."),
     device: str = typer.Option("auto", "--device"),
 ):
     """Decode a straight line between the codes of two images."""
@@ -116,4 +119,4 @@ def interpolate(
     x = read_images(model, [image_a, image_b])
     line = model.interpolate(x[:1], x[1:], steps)
     grid = torch.cat([x[:1], line, x[1:]])
-    done(save_grid(grid, output, nrow=steps + 2), f"{image_a.name} -> {image_b.name}, {steps} steps")
+    done(save_grid(grid, output, nrow=steps + 2, scale=scale), f"{image_a.name} -> {image_b.name}, {steps} steps")
