@@ -89,8 +89,8 @@ def negatives(images: torch.Tensor, labels: torch.Tensor, count: int, generator:
     """``count`` images in [0, 1] that show no class, made from a batch of real ``images``.
 
     A third each (the judge's "none of them" class): real images under a heavy Gaussian blur
-    (sigma 1.5 to 3 px: a blob with the object's outline), uniform noise blurred a little (sigma
-    1), and the mean of two images of different classes (a ghost of both). The blur is
+    (sigma 2 to 3.5 px: a blob with the object's outline), noise (uniform, half of it blurred
+    at sigma 1), and the mean of two images of different classes (a ghost of both). The blur is
     torchvision's ``gaussian_blur``. Images ``(B, C, H, W)`` in [0, 1]; ``labels`` their classes.
     """
     from torchvision.transforms.v2 import functional as TF
@@ -101,17 +101,30 @@ def negatives(images: torch.Tensor, labels: torch.Tensor, count: int, generator:
     dev = images.device
     parts = [count - 2 * (count // 3), count // 3, count // 3]
     pick = torch.randint(0, b, (parts[0],), generator=generator).to(dev)
-    sigma = 1.5 + 1.5 * float(torch.rand((), generator=generator))
+    sigma = 2.0 + 1.5 * float(torch.rand((), generator=generator))
     kernel = min(2 * int(3 * sigma) + 1, (min(h, w) - 1) | 1)
     blurred = TF.gaussian_blur(images[pick], [kernel, kernel], [sigma, sigma])
     noise = torch.rand(parts[1], *images.shape[1:], generator=generator).to(dev)
-    noise = TF.gaussian_blur(noise, [min(5, (min(h, w) - 1) | 1)] * 2, [1.0, 1.0]) if len(noise) else noise
+    half = len(noise) // 2
+    if half:
+        noise[:half] = TF.gaussian_blur(noise[:half], [min(5, (min(h, w) - 1) | 1)] * 2, [1.0, 1.0])
     first = torch.randint(0, b, (parts[2],), generator=generator).to(dev)
     second = torch.randint(0, b, (parts[2],), generator=generator).to(dev)
     other = labels[first] != labels[second]  # same-class pairs are not ghosts: use a blob instead
     blends = torch.where(other[:, None, None, None], (images[first] + images[second]) / 2,
                          TF.gaussian_blur(images[first], [kernel, kernel], [sigma, sigma]))
     return torch.cat([blurred, noise, blends])
+
+
+def soften(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """A light Gaussian blur (sigma 0.5 to 1 px, one draw per call) of a random half of the
+    images: a slightly soft drawing of an item is still that item for the judge."""
+    from torchvision.transforms.v2 import functional as TF
+
+    sigma = 0.5 + 0.5 * float(torch.rand((), generator=generator))
+    chosen = (torch.rand(len(images), generator=generator) < 0.5).to(images.device)
+    soft = TF.gaussian_blur(images, [5, 5], [sigma, sigma]) if min(images.shape[-2:]) >= 5 else images
+    return torch.where(chosen[:, None, None, None], soft, images)
 
 
 @torch.no_grad()
@@ -164,7 +177,8 @@ def train_classifier(
 
     With ``reject`` (the default) the classifier has one more output, "no class", trained on
     :func:`negatives` (a quarter of each batch more): blobs, noise and ghosts of two classes,
-    so that a judge of generated images does not call a blurred blob a class.
+    so that a judge of generated images does not call a blurred blob a class; half of the real
+    images are lightly blurred (:func:`soften`), so a soft but clear drawing keeps its class.
     """
     if epochs < 1 or batch_size < 2 or (limit is not None and limit < 2):
         raise ToolkitError(f"epochs must be >= 1, batch_size and limit >= 2 (got {epochs}, {batch_size}, {limit})")
@@ -207,6 +221,7 @@ def train_classifier(
             index = order[i * batch_size : (i + 1) * batch_size]
             x, y = shift(images[index].float() / 255, max_shift, g), labels[index]
             if reject:
+                x = soften(x, g)
                 fakes = negatives(x, y, len(index) // 4, g)
                 x = torch.cat([x, fakes])
                 y = torch.cat([y, torch.full((len(fakes),), len(classes), device=device, dtype=y.dtype)])
