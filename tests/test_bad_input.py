@@ -29,6 +29,8 @@ from tiny import TINY, tiny_recipe, tiny_yaml
 import toolkit.cli
 from toolkit.checkpoint import read_meta
 from toolkit.model import load_model
+from toolkit.plugins import resolve
+from toolkit.recipe import load_recipe
 from toolkit.rundir import RESUME_FILE
 from toolkit.train import Trainer
 
@@ -427,37 +429,71 @@ def test_image_folder_datasets(cli, tmp_path, monkeypatch, case):
 
 
 # -- training interrupted ------------------------------------------------------------------------
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_interrupted_training_saves_and_resumes(cli, trained, tmp_path, signum):
+def _tensors(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["SIGTERM", "SIGINT", "SIGKILL"])
+def test_interrupted_training_saves_and_resumes_exactly(cli, trained, tmp_path, signum):
     run = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    every = 2 if signum == signal.SIGKILL else 100000  # a killed run resumes from its last checkpoint
     args = [sys.executable, "-m", "toolkit", "train", trained["recipe"], "--out", run, "--set", "train.steps=100000",
-            "--set", "train.checkpoint_every=100000", "--set", "train.sample_every=100000"]
+            "--set", f"train.checkpoint_every={every}", "--set", "train.sample_every=100000", "--set", "train.log_every=1"]
     # a shell may start background jobs with SIGINT ignored; a user's Ctrl-C reaches a default handler
     proc = subprocess.Popen([str(a) for a in args], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def logged():  # steps in metrics.jsonl
+        text = (run / "metrics.jsonl").read_text() if (run / "metrics.jsonl").exists() else ""
+        return [json.loads(line)["step"] for line in text.splitlines() if line.endswith("}")]
+
     try:
         deadline = time.time() + 240
-        while not (run / "metrics.jsonl").exists():
+        # SIGKILL: once a resume file exists and later steps are logged (they will be written again)
+        while not logged() or (signum == signal.SIGKILL and (not (run / RESUME_FILE).exists() or max(logged()) < 5)):
             assert proc.poll() is None, proc.communicate()[1]
             assert time.time() < deadline, "training did not log within 240 s"
-            time.sleep(0.2)
+            time.sleep(0.05)
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err, err
-    assert "interrupted, saved: step" in err and f"continue with: toolkit train --resume {run}" in err
-    assert "encoder accuracy" not in err  # it stops at once: no final evaluation
+    if signum == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 128 + signum, err  # 143 for SIGTERM, 130 for Ctrl-C
+        assert "Traceback" not in err, err
+        assert "interrupted, saved: step" in err and f"continue with: toolkit train --resume {run}" in err
+        assert "encoder accuracy" not in err  # it stops at once: no final evaluation
     step = read_meta(run / RESUME_FILE)["step"]
-    assert 2 <= step < 100000
+    assert 1 <= step < 100000
     assert load_model(run / "checkpoints" / f"step-{step:06d}.safetensors").step == step
 
-    code, _, err = cli("train", "--resume", run, "--set", f"train.steps={step + 2}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the process above (OMP_NUM_THREADS=1): the same sums in the same order
+    try:
+        code, _, err = cli("train", "--resume", run, "--set", f"train.steps={step + 2}")
+        same = [f"train.steps={step + 2}", f"train.checkpoint_every={every}", "train.sample_every=100000"]
+        straight = Trainer(resolve(load_recipe(trained["recipe"], same)), tmp_path / "straight", "cpu")
+        reference = Path(straight.run()["checkpoint"])
+    finally:
+        torch.set_num_threads(threads)
     assert code == 0 and "Traceback" not in err, err
     assert f"resuming {run} at step {step}" in err and f"done: step {step + 2}" in err
-    assert read_meta(run / "checkpoints" / f"step-{step + 2:06d}.safetensors")["step"] == step + 2
+    final = run / "checkpoints" / f"step-{step + 2:06d}.safetensors"
+    assert read_meta(final)["step"] == step + 2
+    losses = [s for s in logged() if s <= step + 2]
+    assert sorted(set(logged())) == list(range(1, step + 3)) and losses == sorted(losses)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "losses" in r] == list(range(1, step + 3))  # each step once
+
+    # bit for bit what an uninterrupted run of step + 2 steps gives
+    a, b = _tensors(final), _tensors(reference)
+    assert a.keys() == b.keys()
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []

@@ -13,10 +13,12 @@ Everything else (the trainer, the CLI, sweeps, scripts) asks a :class:`RunDir`.
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
 from .errors import CheckpointError, ToolkitError
+from .files import atomic_write
 
 RESUME_FILE = "resume.safetensors"
 RECIPE_FILE = "recipe.yaml"
@@ -90,6 +92,23 @@ class RunDir:
         """The names of this folder's entries that belong to a run."""
         names = (RESUME_FILE, RECIPE_FILE, METRICS_FILE, CHECKPOINTS)
         return [name for name in names if (self.path / name).exists()]
+
+    def keep_metrics_until(self, step: int) -> None:
+        """Drop the metrics rows of steps after ``step`` (and a torn last line): a run resumed from
+        ``step`` writes them again."""
+        if not self.metrics.is_file():
+            return
+        lines = self.metrics.read_text().splitlines(keepends=True)
+        kept = []
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if line.endswith("\n") and isinstance(row, dict) and row.get("step", 0) <= step:
+                kept.append(line)
+        if kept != lines:
+            atomic_write(self.metrics, lambda tmp: tmp.write_text("".join(kept)))
 
     def check_free(self) -> None:
         """A new run may not write into a folder that holds another run."""

@@ -150,4 +150,4 @@ def train_run(recipe, run_dir: Path, *, device: str = "auto", resume: bool = Fal
         console.print(f"encoder accuracy on held-out images: {acc}")
     if result["interrupted"]:
         console.print(f"continue with: toolkit train --resume {run_dir}")
-        raise typer.Exit(130)
+        raise typer.Exit(128 + int(result["signal"]))  # the convention: 130 for Ctrl-C, 143 for SIGTERM
