@@ -248,7 +248,7 @@ def test_a_classifier_learns_a_recipe_derived_attribute(tmp_path):
 
 def test_translate_frames_input_faces_as_training_did():
     """The celeba plugin declares its crop, so a user's photo is cut as the training images were."""
-    from toolkit.cli.images import input_crop
+    from toolkit.model import input_crop
     from toolkit.recipe import load_recipe
 
     recipe = load_recipe(Path(__file__).resolve().parent.parent / "recipes" / "celeba-cpu.yaml")

@@ -125,6 +125,17 @@ def test_tiny_image_upscaled(tmp_path):
     assert torch.allclose(t, torch.full_like(t, 50 / 255), atol=STEP)
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_exif_orientation_is_applied(tmp_path, fmt):
+    arr = np.zeros((12, 12), np.uint8)
+    arr[:6, :6] = 255  # white top-left quadrant as stored; orientation 6: show it rotated 90 degrees clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = _save(Image.fromarray(arr), tmp_path / f"turned.{fmt.lower()}", format=fmt, exif=exif)
+    t = load_image(path, 1, 12)[0]
+    assert t[:6, 6:].mean() > 0.9 and t[:6, :6].mean() < 0.1  # upright: white top-right
+
+
 # -- errors --------------------------------------------------------------------------------
 def _error(path, match: str) -> str:
     with warnings.catch_warnings():

@@ -19,13 +19,13 @@ LAYERS = [
     "toolkit.cli",
     "toolkit.testing",
     "toolkit.train",
-    "toolkit.evaluate | toolkit.figures | toolkit.sweep",
+    "toolkit.evaluate | toolkit.figures | toolkit.sweep | toolkit.explore",
     "toolkit.classifier | toolkit.model",
     "toolkit.checkpoint | toolkit.networks | toolkit.losses | toolkit.data | toolkit.speed | toolkit.ema"
     " | toolkit.distributed",
     "toolkit.plugins",
     "toolkit.registry | toolkit.hookspecs",
-    "toolkit.recipe | toolkit.latent | toolkit.images | toolkit.rundir",
+    "toolkit.recipe | toolkit.latent | toolkit.images | toolkit.rundir | toolkit.augment",
     "toolkit.errors | toolkit.files",
     "toolkit",
 ]

@@ -85,9 +85,42 @@ def shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> t
     return padded[batch, channel, rows, cols]
 
 
+def negatives(images: torch.Tensor, labels: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` images in [0, 1] that show no class, made from a batch of real ``images``.
+
+    A third each (the judge's "none of them" class): real images under a heavy Gaussian blur
+    (sigma 1.5 to 3 px: a blob with the object's outline), uniform noise blurred a little (sigma
+    1), and the mean of two images of different classes (a ghost of both). The blur is
+    torchvision's ``gaussian_blur``. Images ``(B, C, H, W)`` in [0, 1]; ``labels`` their classes.
+    """
+    from torchvision.transforms.v2 import functional as TF
+
+    if count <= 0:
+        return images[:0]
+    b, _, h, w = images.shape
+    dev = images.device
+    parts = [count - 2 * (count // 3), count // 3, count // 3]
+    pick = torch.randint(0, b, (parts[0],), generator=generator).to(dev)
+    sigma = 1.5 + 1.5 * float(torch.rand((), generator=generator))
+    kernel = min(2 * int(3 * sigma) + 1, (min(h, w) - 1) | 1)
+    blurred = TF.gaussian_blur(images[pick], [kernel, kernel], [sigma, sigma])
+    noise = torch.rand(parts[1], *images.shape[1:], generator=generator).to(dev)
+    noise = TF.gaussian_blur(noise, [min(5, (min(h, w) - 1) | 1)] * 2, [1.0, 1.0]) if len(noise) else noise
+    first = torch.randint(0, b, (parts[2],), generator=generator).to(dev)
+    second = torch.randint(0, b, (parts[2],), generator=generator).to(dev)
+    other = labels[first] != labels[second]  # same-class pairs are not ghosts: use a blob instead
+    blends = torch.where(other[:, None, None, None], (images[first] + images[second]) / 2,
+                         TF.gaussian_blur(images[first], [kernel, kernel], [sigma, sigma]))
+    return torch.cat([blurred, noise, blends])
+
+
 @torch.no_grad()
 def predict(module: torch.nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Class indices (int64, on the images' device) for images in [0, 1] (or uint8 0-255)."""
+    """Class indices (int64, on the images' device) for images in [0, 1] (or uint8 0-255).
+
+    A classifier trained with ``reject`` has one output more than classes: where it wins,
+    the prediction is -1 ("no class"), which never matches a requested class.
+    """
     device = next(module.parameters()).device
     was_training = module.training
     module.eval()
@@ -97,6 +130,9 @@ def predict(module: torch.nn.Module, images: torch.Tensor, batch_size: int = 100
             x = images[start : start + batch_size].to(device)
             x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
             out.append(module(x).argmax(1))
+        rejected = getattr(module, "reject_index", None)
+        if rejected is not None:
+            out = [torch.where(p == rejected, -1, p) for p in out]
         result = torch.cat(out) if out else torch.zeros(0, dtype=torch.long, device=device)
     finally:
         module.train(was_training)
@@ -118,12 +154,17 @@ def train_classifier(
     limit: int | None = None,
     max_shift: int = SHIFT,
     attributes: dict | None = None,
+    reject: bool = True,
 ) -> tuple[torch.nn.Module, dict]:
     """Train ``network`` to predict ``attribute`` of ``dataset``; returns ``(module in eval mode, meta)``.
 
     Uses only labeled rows; Adam with cosine decay; random shifts of up to ``max_shift`` px;
     the test accuracy is measured once, at the end. ``limit`` caps the training images (a
     random subset drawn from ``seed``). ``progress(step, total, info)`` is called as it trains.
+
+    With ``reject`` (the default) the classifier has one more output, "no class", trained on
+    :func:`negatives` (a quarter of each batch more): blobs, noise and ghosts of two classes,
+    so that a judge of generated images does not call a blurred blob a class.
     """
     if epochs < 1 or batch_size < 2 or (limit is not None and limit < 2):
         raise ToolkitError(f"epochs must be >= 1, batch_size and limit >= 2 (got {epochs}, {batch_size}, {limit})")
@@ -148,7 +189,9 @@ def train_classifier(
         rows = torch.randperm(len(images), generator=g)[:limit]
         images, labels = images[rows], labels[rows]
     torch.manual_seed(seed)
-    module = build_classifier(network, train.shape, len(classes), parsed_net).to(device)
+    module = build_classifier(network, train.shape, len(classes) + int(reject), parsed_net).to(device)
+    if reject:
+        module.reject_index = len(classes)
 
     images, labels = images.to(device), labels.to(device)
     n = len(images)
@@ -162,8 +205,12 @@ def train_classifier(
         order = torch.randperm(n, generator=g).to(device)
         for i in range(per_epoch):  # full batches only (BatchNorm needs >= 2 images)
             index = order[i * batch_size : (i + 1) * batch_size]
-            x = shift(images[index].float() / 255, max_shift, g)
-            loss = F.cross_entropy(module(x), labels[index])
+            x, y = shift(images[index].float() / 255, max_shift, g), labels[index]
+            if reject:
+                fakes = negatives(x, y, len(index) // 4, g)
+                x = torch.cat([x, fakes])
+                y = torch.cat([y, torch.full((len(fakes),), len(classes), device=device, dtype=y.dtype)])
+            loss = F.cross_entropy(module(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -184,6 +231,7 @@ def train_classifier(
         "attributes": {k: options_dict(v) for k, v in (attributes or {}).items()},
         "attribute": attribute,
         "classes": classes,
+        "reject": reject,
         "image_shape": list(train.shape),
         "network": network,
         "network_options": options_dict(parsed_net),
@@ -221,9 +269,12 @@ def load_classifier(path: str | Path, device="cpu") -> tuple[torch.nn.Module, di
     """``(module in eval mode, meta)`` from a file written by :func:`save_classifier`."""
     meta = read_classifier_meta(path)
     try:
-        module = build_classifier(meta["network"], meta["image_shape"], len(meta["classes"]), meta["network_options"])
+        reject = bool(meta.get("reject", False))
+        module = build_classifier(meta["network"], meta["image_shape"], len(meta["classes"]) + reject, meta["network_options"])
     except KeyError as exc:
         raise CheckpointError(f"{path}: classifier metadata lacks {exc}") from None
+    if reject:
+        module.reject_index = len(meta["classes"])
     try:
         module.load_state_dict(ckpt.read_tensors(path))
     except RuntimeError as exc:

@@ -1,8 +1,8 @@
 """Reading user images and writing image grids.
 
 Input conversion (documented for ``translate`` and image folders):
-- the image is read with Pillow; palette, CMYK, 16-bit and alpha images are converted;
-  transparent pixels are composited onto black;
+- the image is read with Pillow and turned upright as its EXIF orientation says (camera photos);
+  palette, CMYK, 16-bit and alpha images are converted; transparent pixels are composited onto black;
 - it is converted to the model's channel count (grey ``L`` or ``RGB``);
 - it is centre-cropped to a square and resized (bilinear, antialiased) to the model's size.
 Images above 64 megapixels are refused (decompression bombs).
@@ -69,11 +69,11 @@ def load_image(path: str | Path, channels: int, size: int | tuple[int, int], cro
     ``crop(width, height) -> (left, top, right, bottom)`` replaces the centre square (a dataset's
     own framing, e.g. CelebA's face crop).
     """
-    from PIL import Image
+    from PIL import Image, ImageOps
 
     path = Path(path)
     with _open(path) as original:
-        img = _to_mode(original, channels)
+        img = _to_mode(ImageOps.exif_transpose(original), channels)
         img.load()
     h, w = (size, size) if isinstance(size, int) else size
     width, height = img.size

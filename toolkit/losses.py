@@ -3,11 +3,16 @@
 A term returns ``{"ge": tensor}`` (minimised by G and E), ``{"d": tensor}`` (minimised by
 D), or both. The trainer multiplies the G/E part by ``weight * ramp(step)`` and the D part by
 ``weight`` (the discriminator is not ramped, as in the authors' code).
+
+A term that needs forward passes of its own (a gradient penalty's pass of D on real pairs, an
+encoder pass on augmented images) implements :meth:`LossTerm.extra_passes`: the trainer runs it
+inside the step's forward (the unit that DistributedDataParallel wraps, under the step's
+autocast) and hands its tensors back in ``StepOutputs.extra[term.name]``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -32,6 +37,8 @@ class StepOutputs:
     # the same two encodings with E's weights held fixed (gradients reach G only): "fixed_encoder"
     raw_fake_fixed: torch.Tensor | None = None
     raw_swap_fixed: torch.Tensor | None = None  # also needs "swap"
+    step: int = 0  # the 1-based training step
+    extra: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # by term name: its extra_passes
 
 
 class LossTerm:
@@ -43,6 +50,7 @@ class LossTerm:
     """
 
     needs: frozenset = frozenset()
+    name: str = ""  # the recipe's name for the term (set by build_losses)
 
     def __init__(self, spec, options=None):
         self.spec = spec
@@ -50,6 +58,30 @@ class LossTerm:
 
     def __call__(self, out: StepOutputs) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def extra_passes(self, nets, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        """Forward passes of the term's own, run inside the step's forward; ``{}`` skips them.
+
+        Args:
+            nets: has ``generator``, ``encoder`` and ``discriminator`` (the step's modules, in
+                training mode) and ``spec``.
+            batch: the step's ``x_real`` ``(B, C, H, W)`` in [0, 1], ``z_fake`` ``(B, dim)``,
+                ``z_real`` (E's code of ``x_real``), ``x_fake`` (G's images of ``z_fake``) and
+                ``raw_real``; they carry gradients (detach what the pass must not train).
+            step: the 1-based training step (a lazy penalty runs every k steps).
+
+        Returns:
+            Named tensors, given back to :meth:`__call__` as ``out.extra[self.name]``. A
+            gradient with respect to an input (R1, R2, WGAN-GP) is taken here, with
+            ``torch.autograd.grad(..., create_graph=True)`` on inputs the pass made.
+        """
+        return {}
+
+
+def has_extra_passes(term) -> bool:
+    """Whether ``term`` (a LossTerm or any callable a plugin returned) defines passes of its own."""
+    method = getattr(type(term), "extra_passes", None)
+    return callable(method) and method is not LossTerm.extra_passes
 
 
 def ramp_factor(step: int, ramp: int) -> float:
@@ -63,4 +95,8 @@ def build_losses(recipe_losses: dict, spec) -> dict[str, LossTerm]:
     for name, cfg in recipe_losses.items():
         entry = registry("loss").get(name)
         terms[name] = entry.build(spec, options=cfg.options, where=f"losses.{name}.options")
+        try:
+            terms[name].name = name  # how the term finds its extra passes in StepOutputs.extra
+        except AttributeError:  # a callable that takes no attributes cannot have extra passes either
+            pass
     return terms

@@ -159,3 +159,31 @@ def _offer_older(path: Path, error: CheckpointError) -> CheckpointError:
         except CheckpointError:
             continue
     return error
+
+
+def read_images(model, paths: list[Path]):
+    """Image files as a batch ``(N, C, H, W)`` in [0, 1] shaped for ``model`` (converted, EXIF-upright,
+    framed like its training data); raises :class:`toolkit.errors.ImageError` for a bad file."""
+    import torch
+
+    from .images import load_image
+
+    channels, height, width = model.image_shape
+    crop = input_crop(model.recipe)
+    return torch.stack([load_image(p, channels, (height, width), crop) for p in paths])
+
+
+def input_crop(recipe):
+    """The training data's own framing of input images, when its dataset plugin declares one
+    (``register(..., input_crop="module:function")``, called as ``function(options, width, height)``)."""
+    import functools
+
+    from .plugins import registry
+
+    if recipe.data.dataset not in registry("dataset"):
+        return None
+    entry = registry("dataset").get(recipe.data.dataset)
+    crop = entry.resolve_extra("input_crop")
+    if crop is None:
+        return None
+    return functools.partial(crop, entry.parse_options(recipe.data.options, "data.options"))

@@ -7,6 +7,8 @@
     RUN/checkpoints/step-NNNNNN.safetensors  self-describing checkpoints (``toolkit generate -c``)
     RUN/checkpoints/step-NNNNNN.eval.json    their evaluation reports (``toolkit evaluate``)
     RUN/resume.safetensors                   optimiser, RNG and sampler state (``toolkit train --resume``)
+    RUN/best.safetensors, RUN/best.json      the evaluated checkpoint with the lowest generator error so far
+                                             (the paper's protocol keeps the best), and its figures
 
 Everything else (the trainer, the CLI, sweeps, scripts) asks a :class:`RunDir`.
 """
@@ -77,6 +79,16 @@ class RunDir:
     @property
     def checkpoints(self) -> Path:
         return self.path / CHECKPOINTS
+
+    @property
+    def best(self) -> Path:
+        """The checkpoint with the lowest generator error among the run's evaluations."""
+        return self.path / "best.safetensors"
+
+    @property
+    def best_record(self) -> Path:
+        """JSON: the step and the figures of :attr:`best`."""
+        return self.path / "best.json"
 
     def checkpoint(self, step: int) -> Path:
         return self.checkpoints / f"step-{step:06d}.safetensors"

@@ -37,6 +37,12 @@ def summarise(reports: dict) -> dict:
         errors = [r["generator_error"]["overall"] for r in items if "generator_error" in r]
         if errors:
             row["generator_error"] = mean_std(errors)
+        translations = [r["translation_accuracy"]["overall"] for r in items if "translation_accuracy" in r]
+        if translations:
+            row["translation_accuracy"] = mean_std(translations)
+        best = [r["best"]["generator_error"] for r in items if "best" in r]
+        if best and len(best) == len(items):
+            row["best_checkpoint.generator_error"] = mean_std(best)
         names = sorted({k for r in items for k in r["encoder_accuracy"]})
         for name in names:
             row[f"encoder_accuracy.{name}"] = mean_std([r["encoder_accuracy"][name] for r in items if name in r["encoder_accuracy"]])
@@ -55,6 +61,9 @@ def markdown(summary: dict) -> str:
             value = row.get(m)
             cells.append(f"{100 * value['mean']:.2f} +- {100 * value['std']:.2f}" if value else "-")
         lines.append(f"| {labels} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Mean +- std over the runs, of the final checkpoint; best_checkpoint: of each run's evaluated "
+                 "checkpoint with the lowest generator error.")
     return "\n".join(lines) + "\n"
 
 

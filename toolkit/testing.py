@@ -181,9 +181,9 @@ def _missing_grads(module) -> list[str]:
     return [n for n, p in module.named_parameters() if p.requires_grad and p.grad is None]
 
 
-def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None):
+def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None, terms=None):
     """One training step's forward passes (the trainer's own :class:`toolkit.train.ForwardPasses`,
-    every optional pass on) on random images and prior codes.
+    every optional pass on, and the extra passes of ``terms``) on random images and prior codes.
 
     ``check(what, value, shape)`` is called on each output as soon as it exists.
     """
@@ -200,8 +200,9 @@ def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None):
     x_real = torch.rand(batch, *image_shape)
     z_fake = spec.sample(batch)
     passes = ForwardPasses(nets.generator, nets.encoder, nets.discriminator, spec,
-                           needs=frozenset({"swap", "fixed_encoder"}), check=checked)
-    return StepOutputs(x_real, labels, z_fake=z_fake, **passes(x_real, z_fake))
+                           needs=frozenset({"swap", "fixed_encoder"}), check=checked, terms=terms)
+    outputs, extra = passes(x_real, z_fake, 1)
+    return StepOutputs(x_real, labels, z_fake=z_fake, step=1, extra=extra, **outputs)
 
 
 def smoke_test_network(name: str, options=None, *, image_shape=None, spec=None, batch: int = 4, seed: int = 0):
@@ -326,7 +327,7 @@ def smoke_test_loss(name: str, options=None, *, spec=None, image_shape=DEFAULT_I
         first = None
         for case, labels in (("partial labels", partial), ("no labels", unlabeled)):
             nets.zero_grad(set_to_none=True)
-            parts = term(_forward(nets, spec, image_shape, batch, labels))
+            parts = term(_forward(nets, spec, image_shape, batch, labels, terms={name: term}))
             where = f"loss '{name}' ({case})"
             _check(isinstance(parts, dict) and parts, f"{where}: must return a dict like {{'ge': tensor}}, got {parts!r}")
             unknown = sorted(set(parts) - {"ge", "d"})

@@ -19,14 +19,15 @@ import torch
 
 from . import checkpoint as ckpt
 from . import distributed, speed
+from .augment import augment
 from .data import LabeledSampler, load_dataset, select_labels
 from .distributed import World, pick_device
 from .ema import WeightAverage
 from .errors import ToolkitError
 from .evaluate import evaluate
-from .images import save_grid
+from .images import atomic_write, save_grid
 from .latent import LatentSpec, build_spec
-from .losses import StepOutputs, build_losses, ramp_factor
+from .losses import StepOutputs, build_losses, has_extra_passes, ramp_factor
 from .model import Model
 from .networks import build_networks, reestimating_norms, with_fixed_weights
 from .plugins import plugin_versions
@@ -49,13 +50,21 @@ class ForwardPasses(torch.nn.Module):
     """
 
     def __init__(self, generator, encoder, discriminator, spec: LatentSpec, precision: str = "fp32",
-                 needs: frozenset = frozenset(), check=None):
+                 needs: frozenset = frozenset(), check=None, terms: dict | None = None, d_augment: tuple = ()):
         super().__init__()
         self.generator, self.encoder, self.discriminator = generator, encoder, discriminator
         self.spec, self.precision, self.check = spec, precision, check
         self.swap, self.fixed_encoder = "swap" in needs, "fixed_encoder" in needs
+        # terms with passes of their own (not submodules: they hold no weights of their own)
+        self._extra_terms = {name: t for name, t in (terms or {}).items() if has_extra_passes(t)}
+        self.d_augment = tuple(d_augment)
 
-    def forward(self, x_real: torch.Tensor, z_fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _d_view(self, x: torch.Tensor) -> torch.Tensor:
+        """What D sees of an image batch: DiffAugment's transform when ``train.d_augment`` names one."""
+        return augment(x, self.d_augment) if self.d_augment else x
+
+    def forward(self, x_real: torch.Tensor, z_fake: torch.Tensor, step: int = 0):
+        """Returns ``(outputs, extra)``: the named outputs in fp32, and each extra-pass term's tensors."""
         seen = self.check or _as_is
         image, code, logit = tuple(x_real.shape), (len(x_real), self.spec.dim), (len(x_real), 1)
         with speed.autocast(self.precision, x_real.device):
@@ -64,8 +73,8 @@ class ForwardPasses(torch.nn.Module):
             z_real = self.spec.code(raw_real.float())
             x_rec = seen("G(E(x))", self.generator(z_real), image)
             raw_fake = seen("E(G(z))", self.encoder(x_fake), code)
-            d_real = seen("D(x, E(x))", self.discriminator(x_real, z_real), logit)
-            d_fake = seen("D(G(z), z)", self.discriminator(x_fake, z_fake), logit)
+            d_real = seen("D(x, E(x))", self.discriminator(self._d_view(x_real), z_real), logit)
+            d_fake = seen("D(G(z), z)", self.discriminator(self._d_view(x_fake), z_fake), logit)
             out = {"raw_real": raw_real, "z_real": z_real, "x_rec": x_rec, "x_fake": x_fake,
                    "raw_fake": raw_fake, "d_real": d_real, "d_fake": d_fake}
             if self.fixed_encoder:
@@ -76,7 +85,9 @@ class ForwardPasses(torch.nn.Module):
                 if self.fixed_encoder:
                     out["raw_swap_fixed"] = seen("E(G(u of E(x), c of z)), E's weights held fixed",
                                                  with_fixed_weights(self.encoder, x_swap), code)
-        return {k: v.float() for k, v in out.items()}
+            batch = {"x_real": x_real, "z_fake": z_fake, "z_real": z_real, "x_fake": x_fake, "raw_real": raw_real}
+            extra = {name: term.extra_passes(self, batch, step) for name, term in self._extra_terms.items()}
+        return {k: v.float() for k, v in out.items()}, extra
 
 
 def _as_is(what: str, value: torch.Tensor, shape: tuple) -> torch.Tensor:
@@ -111,7 +122,8 @@ class Trainer:
         self.networks.to(self.device, memory_format=self.layout)
         self.losses = build_losses(recipe.losses, self.spec)
         needs = frozenset().union(*(term.needs for term in self.losses.values()))
-        self.forward = ForwardPasses(*speed.step_networks(self.networks, fast), self.spec, fast.precision, needs)
+        self.forward = ForwardPasses(*speed.step_networks(self.networks, fast), self.spec, fast.precision, needs,
+                                     terms=self.losses, d_augment=recipe.train.d_augment)
         if world.distributed:
             self.forward = distributed.wrap(self.forward, self.device)
             # rank-specific noise inside the networks (after DDP copied rank 0's weights)
@@ -146,7 +158,8 @@ class Trainer:
         index = index.to(dev, non_blocking=True)
         x_real = self.images[index].float().div_(255.0).contiguous(memory_format=self.layout)
         labels = {name: lab[index] for name, lab in self.labels.items()}
-        out = StepOutputs(x_real, labels, z_fake=z_fake, **self.forward(x_real, z_fake))
+        outputs, extra = self.forward(x_real, z_fake, step)
+        out = StepOutputs(x_real, labels, z_fake=z_fake, step=step, extra=extra, **outputs)
 
         ge_total, d_total = 0.0, 0.0
         for name, term in self.losses.items():
@@ -405,10 +418,26 @@ class Trainer:
         if "generator_error" in report:
             record["generator_error"] = report["generator_error"]["overall"]
             record["generator_error_per_class"] = report["generator_error"]["per_class"]
+            record["translation_accuracy"] = report["translation_accuracy"]["overall"]
             scalars["generator_error"] = report["generator_error"]["overall"]
+            scalars["translation_accuracy"] = report["translation_accuracy"]["overall"]
+            record["best"] = self._keep_if_best(record)
         self.log(record)
         self._scalars(scalars)
         return report
+
+    def _keep_if_best(self, record: dict) -> dict:
+        """Write ``best.safetensors`` when this evaluation has the lowest generator error so far
+        (ties: the later step); returns the best record (step and figures)."""
+        path = self.folder.best_record
+        best = json.loads(path.read_text()) if path.is_file() else None
+        if best is not None and best["step"] != self.step and best["generator_error"] < record["generator_error"]:
+            return best
+        meta = ckpt.checkpoint_meta(self.recipe, self.spec, self.image_shape, self.step, plugin_versions())
+        ckpt.save_checkpoint(self.folder.best, self.inference_networks(), meta)
+        best = {k: record[k] for k in ("step", "generator_error", "translation_accuracy", "encoder_accuracy")}
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(best, indent=2)))
+        return best
 
     def _scalars(self, values: dict) -> None:
         if self.tb is not None:

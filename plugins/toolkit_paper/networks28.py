@@ -13,7 +13,7 @@ from torch import nn
 from toolkit.errors import ToolkitError
 from toolkit.networks import Networks
 
-from .layers import CropSame, block, init_networks, scaled, upsample
+from .layers import CropSame, block, init_networks, scaled, spectral_normalise, upsample
 from .table1 import Discriminator, Encoder, Generator
 
 
@@ -41,4 +41,6 @@ def build(spec, image_shape, options) -> Networks:
         raise ToolkitError(f"network 'paper28' expects 28x28 images, the data has {height}x{width}")
     g, e, d = generator(spec, channels, options), encoder(spec, channels, options), discriminator(spec, channels, options)
     init_networks(g, e, d, options)
+    if options.d_spectral_norm:
+        spectral_normalise(d)
     return Networks(g, e, d)

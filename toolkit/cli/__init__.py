@@ -16,7 +16,7 @@ from .base import app, state
 
 def _register_commands() -> None:
     from ..plugins import get_plugins
-    from . import classifier, evaluate, images, plugins, recipe, sweep, train  # noqa: F401  (they add commands to app)
+    from . import classifier, evaluate, explore, images, plugins, recipe, sweep, train  # noqa: F401  (they add commands to app)
 
     get_plugins().add_commands(app)
 

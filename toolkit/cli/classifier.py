@@ -41,6 +41,8 @@ def train(
     out: Optional[Path] = typer.Option(
         None, "-o", "--out", help="Output file (default: ~/.cache/toolkit/classifiers/DATASET-ATTR.safetensors)."),
     limit: Optional[int] = typer.Option(None, "--limit", hidden=True, help="Train on at most this many images (tests)."),
+    reject: bool = typer.Option(True, "--reject/--no-reject", help="Learn a 'no class' output from blobs, noise and "
+                                "ghosts of two classes, so blurred samples are not counted as a class."),
 ):
     """Train a classifier for DATASET's ATTRIBUTE; save it with its test accuracy and data hash."""
     from rich.console import Console
@@ -74,7 +76,7 @@ def train(
 
         module, meta = train_classifier(dataset, dataset_options, attribute, network, network_options, epochs=epochs,
                                         batch_size=batch_size, lr=lr, seed=seed, device=device, progress=update,
-                                        limit=limit, attributes=attributes)
+                                        limit=limit, attributes=attributes, reject=reject)
     save_classifier(out, module, meta)
     typer.echo(f"test accuracy {meta['test_accuracy']:.2%} on {meta['test_images']} images; saved {out}")
 

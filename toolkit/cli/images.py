@@ -26,32 +26,6 @@ def open_model(checkpoint: Optional[Path], device: str):
     return load_model(checkpoint, str(pick_device(device)))
 
 
-def read_images(model, paths: list[Path]):
-    import torch
-
-    from ..images import load_image
-
-    channels, height, width = model.image_shape
-    crop = input_crop(model.recipe)
-    return torch.stack([load_image(p, channels, (height, width), crop) for p in paths])
-
-
-def input_crop(recipe):
-    """The training data's own framing of input images, when its dataset plugin declares one
-    (``register(..., input_crop="module:function")``, called as ``function(options, width, height)``)."""
-    import functools
-
-    from ..plugins import registry
-
-    if recipe.data.dataset not in registry("dataset"):
-        return None
-    entry = registry("dataset").get(recipe.data.dataset)
-    crop = entry.resolve_extra("input_crop")
-    if crop is None:
-        return None
-    return functools.partial(crop, entry.parse_options(recipe.data.options, "data.options"))
-
-
 def done(path: Path, what: str) -> None:
     typer.echo(f"wrote {path} ({what})")
 
@@ -107,6 +81,8 @@ def translate(
         raise ToolkitError("nothing to change: give --set NAME=VALUE or --sweep NAME")
     model = open_model(checkpoint, device)
     values = model.spec.parse_assignments(set_)
+    from ..model import read_images
+
     x = read_images(model, images)
     if sweep:
         var = model.spec[sweep]
@@ -136,6 +112,8 @@ def interpolate(
     from ..images import save_grid
 
     model = open_model(checkpoint, device)
+    from ..model import read_images
+
     x = read_images(model, [image_a, image_b])
     line = model.interpolate(x[:1], x[1:], steps)
     grid = torch.cat([x[:1], line, x[1:]])

@@ -59,6 +59,8 @@ def sweep(
                 report = evaluate(model, cfg.classifier_path(), cfg.samples_per_class, cfg.seed)
                 write_report(report, cached)
             report["seed"] = seed
+            if run.best_record.is_file():  # the lowest generator error among the run's own evaluations
+                report["best"] = json.loads(run.best_record.read_text())
             reports.setdefault(count, []).append(report)
     summary = sw.summarise(reports)
     json_path, md_path = sw.write_summary(out, summary)
