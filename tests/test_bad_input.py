@@ -394,6 +394,13 @@ def test_the_run_folder_is_claimed_before_the_data_and_left_free_when_the_run_fa
     assert run.is_dir() == existing and (not existing or not any(run.iterdir()))
 
 
+def test_a_dry_run_claims_and_creates_nothing(cli, trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("train", trained["recipe"], "--dry-run")
+    assert code == 0 and "# run folder: runs/tiny-" in out, err
+    assert not (tmp_path / "runs").exists()
+
+
 def test_a_run_that_fails_in_its_first_step_leaves_nothing_that_blocks_its_out_folder(cli, trained, tmp_path, monkeypatch):
     import toolkit.train
 
