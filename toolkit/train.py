@@ -25,7 +25,8 @@ from .distributed import World, pick_device
 from .ema import WeightAverage
 from .errors import ToolkitError
 from .evaluate import evaluate
-from .images import atomic_write, save_grid
+from .files import atomic_write
+from .images import save_grid
 from .latent import LatentSpec, build_spec
 from .losses import StepOutputs, build_losses, has_extra_passes, ramp_factor
 from .model import Model
