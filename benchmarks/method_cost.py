@@ -53,15 +53,14 @@ def main(argv=None) -> int:
 
     import torch
 
-    from toolkit.plugins import resolve
-    from toolkit.recipe import load_recipe
+    from toolkit.plugins import load_resolved
     from toolkit.train import Trainer
 
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(OPTIONS)
     trainers = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:
-            recipe = resolve(load_recipe(args.recipe, [*args.set, *OPTIONS[name], "train.device=cpu"]), args.recipe)
+            recipe = load_resolved(args.recipe, [*args.set, *OPTIONS[name], "train.device=cpu"])
             trainer = Trainer(recipe, Path(tmp) / name.replace(" ", "_"), "cpu")
             for step in range(1, args.warmup + 1):
                 trainer.step = step

@@ -12,6 +12,7 @@ import copy
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,7 +29,10 @@ from tiny import TINY, tiny_recipe, tiny_yaml
 
 import toolkit.cli
 from toolkit.checkpoint import read_meta
+from toolkit.errors import ToolkitError
 from toolkit.model import load_model
+from toolkit.plugins import resolve
+from toolkit.recipe import load_recipe
 from toolkit.rundir import RESUME_FILE
 from toolkit.train import Trainer
 
@@ -284,6 +288,35 @@ def test_bad_checkpoints(cli, trained, tmp_path, monkeypatch, command, case):
     assert not out.exists()
 
 
+def test_generate_help_says_what_no_n_means(cli):
+    code, out, _ = cli("generate", "--help")
+    row = next(line for line in out.splitlines() if "--n " in line)
+    assert code == 0 and "[default:" not in row and "Images (default: 64)" in out
+
+
+@pytest.mark.parametrize("how", ["given", "the-newest"])
+def test_a_truncated_newest_checkpoint_offers_the_older_one_that_reads(cli, trained, tmp_path, monkeypatch, how):
+    folder = tmp_path / "runs" / "tiny" / "checkpoints"
+    folder.mkdir(parents=True)
+    good, bad = folder / "step-000001.safetensors", folder / "step-000002.safetensors"
+    data = trained["checkpoint"].read_bytes()
+    good.write_bytes(data)
+    (folder / "step-000000.safetensors").write_bytes(data[:100])  # older still, and damaged too
+    bad.write_bytes(data[: len(data) // 2])
+    os.utime(bad, (time.time() + 5, time.time() + 5))
+    monkeypatch.chdir(tmp_path)
+    if how == "the-newest":  # found under ./runs, named as found
+        bad, good = bad.relative_to(tmp_path), good.relative_to(tmp_path)
+    code, _, err = cli("generate", *(["-c", bad] if how == "given" else []), "-o", tmp_path / "g.png")
+    assert code == 1 and "Traceback" not in err
+    if how == "the-newest":
+        assert err.startswith(f"using the newest checkpoint: {bad}\n"), err
+        err = err.split("\n", 1)[1]
+    error_line(code, err, f"{bad}: not a readable safetensors checkpoint (truncated:", f"an older checkpoint of this run reads: -c {good}")
+    code, _, err = cli("generate", "-c", good, "-o", tmp_path / "g.png")
+    assert code == 0, err
+
+
 def test_resume_without_a_resume_file(cli, trained, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
@@ -315,6 +348,72 @@ def test_train_refuses_an_out_folder_that_holds_a_run(cli, trained, tmp_path, wh
                 "a-file": ["is a file, not a folder"]}[what]
     error_line(code, err, str(out), *expected)
     assert (snapshot(out) if out.is_dir() else out.read_bytes()) == before
+
+
+@pytest.mark.parametrize("how", ["new-run", "resume"])
+def test_a_second_process_training_into_a_folder_in_use_is_refused(cli, trained, tmp_path, how):
+    from toolkit.rundir import RunDir
+
+    run = tmp_path / "run"
+    if how == "new-run":
+        run.mkdir()
+        args = ["train", trained["recipe"], "--out", run]
+    else:
+        shutil.copytree(trained["run"], run)
+        args = ["train", "--resume", run, "--set", "train.steps=3"]
+    before = snapshot(run)
+    holder = RunDir(run)
+    holder.lock()  # another training process holds the folder (a lock is per open file, even in one process)
+    try:
+        code, _, err = cli(*args)
+    finally:
+        holder.release()
+    error_line(code, err, f"{run} is in use: another process is training into it")
+    assert snapshot(run) == before
+
+
+@pytest.mark.parametrize("existing", [False, True], ids=["new-folder", "empty-folder"])
+def test_the_run_folder_is_claimed_before_the_data_and_left_free_when_the_run_fails_before_training(
+        cli, trained, tmp_path, monkeypatch, existing):
+    import toolkit.train
+    from toolkit.rundir import RunDir
+
+    run = tmp_path / "run"
+    if existing:
+        run.mkdir()
+
+    def load_dataset(recipe, split):  # the first slow thing: the folder is claimed by then
+        assert run.is_dir()
+        with pytest.raises(ToolkitError, match="is in use"):
+            RunDir(run).lock()
+        raise ToolkitError("the data cannot be read")
+
+    monkeypatch.setattr(toolkit.train, "load_dataset", load_dataset)
+    code, _, err = cli("train", trained["recipe"], "--out", run)
+    error_line(code, err, "the data cannot be read")
+    assert run.is_dir() == existing and (not existing or not any(run.iterdir()))
+
+
+def test_a_dry_run_claims_and_creates_nothing(cli, trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("train", trained["recipe"], "--dry-run")
+    assert code == 0 and "# run folder: runs/tiny-" in out, err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_run_that_fails_in_its_first_step_leaves_nothing_that_blocks_its_out_folder(cli, trained, tmp_path, monkeypatch):
+    import toolkit.train
+
+    def broken_step(self, step):
+        raise ToolkitError("a plugin failed in step 1")
+
+    monkeypatch.setattr(toolkit.train.Trainer, "train_step", broken_step)
+    monkeypatch.chdir(tmp_path)
+    for args in (["--out", tmp_path / "run"], []):  # a given folder, and the default runs/NAME-TIMESTAMP
+        code, _, err = cli("train", trained["recipe"], *args)
+        assert code == 1 and "Traceback" not in err, err
+        assert err.strip().splitlines()[-1] == "error: a plugin failed in step 1"  # after the line "training ..."
+    assert not (tmp_path / "run").exists() and not any((tmp_path / "runs").iterdir())
 
 
 # -- --set NAME=VALUE for generate / translate ------------------------------------------------
@@ -358,8 +457,9 @@ def test_translate_with_nothing_to_change(cli, trained, tmp_path):
     (["generate", "--n", "-1"], ["Invalid value for '--n'"]),
     (["interpolate", "a.png", "b.png", "--steps", "1"], ["Invalid value for '--steps'"]),
     (["generate", "--nn", "3"], ["No such option", "--nn"]),
+    (["generate", "--n", "0"], ["Invalid value for '--n'"]),
     (["translate"], ["Missing argument"]),
-], ids=["out-of-range-option", "steps-below-2", "unknown-option", "missing-argument"])
+], ids=["out-of-range-option", "steps-below-2", "unknown-option", "generate-zero-images", "missing-argument"])
 def test_usage_errors_exit_2(cli, tmp_path, monkeypatch, args, fragments):
     monkeypatch.chdir(tmp_path)
     code, _, err = cli(*args)
@@ -426,38 +526,110 @@ def test_image_folder_datasets(cli, tmp_path, monkeypatch, case):
     assert not (tmp_path / "run").exists()
 
 
+def _project(tmp_path, folder):
+    """A recipe in its own folder that names its image folder relative to itself."""
+    project = tmp_path / "project"
+    project.mkdir()
+    data = copy.deepcopy(TINY)
+    data["data"] = {"dataset": "image-folder", "options": {"folder": folder, "test_fraction": 0.25}}
+    data["latent"]["variables"] = {"c1": {"kind": "continuous"}}
+    data["losses"].pop("sup")
+    data["train"].update(steps=2, checkpoint_every=2)
+    (project / "recipe.yaml").write_text(yaml.safe_dump(data))
+    return project
+
+
+def test_a_run_folder_works_from_any_working_directory(cli, tmp_path, monkeypatch):
+    project = _project(tmp_path, "imgs")
+    _images(project / "imgs", n=8)
+    for name in ("elsewhere", "other"):
+        (tmp_path / name).mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    code, _, err = cli("train", project / "recipe.yaml", "--out", tmp_path / "run")
+    assert code == 0, err
+    kept = yaml.safe_load((tmp_path / "run" / "recipe.yaml").read_text())
+    assert kept["data"]["options"]["folder"] == str(project / "imgs")
+    monkeypatch.chdir(tmp_path / "other")
+    code, _, err = cli("train", "--resume", tmp_path / "run", "--set", "train.steps=3")
+    assert code == 0, err
+    code, out, err = cli("figures", "-c", tmp_path / "run" / "checkpoints" / "step-000003.safetensors", "-o", "figs")
+    assert code == 0 and (tmp_path / "other" / "figs" / "generation.png").is_file(), err
+
+
+def test_a_missing_relative_folder_is_named_by_its_absolute_path(cli, tmp_path, monkeypatch):
+    project = _project(tmp_path, "imgs")
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("train", "project/recipe.yaml", "--out", tmp_path / "run")
+    error_line(code, err, f"image folder {project / 'imgs'} does not exist")
+    assert not (tmp_path / "run").exists()
+
+
 # -- training interrupted ------------------------------------------------------------------------
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_interrupted_training_saves_and_resumes(cli, trained, tmp_path, signum):
+def _tensors(path):
+    from safetensors.torch import load_file
+
+    return load_file(str(path))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["SIGTERM", "SIGINT", "SIGKILL"])
+def test_interrupted_training_saves_and_resumes_exactly(cli, trained, tmp_path, signum):
     run = tmp_path / "run"
     env = dict(os.environ, OMP_NUM_THREADS="1")
+    every = 2 if signum == signal.SIGKILL else 100000  # a killed run resumes from its last checkpoint
     args = [sys.executable, "-m", "toolkit", "train", trained["recipe"], "--out", run, "--set", "train.steps=100000",
-            "--set", "train.checkpoint_every=100000", "--set", "train.sample_every=100000"]
+            "--set", f"train.checkpoint_every={every}", "--set", "train.sample_every=100000", "--set", "train.log_every=1"]
     # a shell may start background jobs with SIGINT ignored; a user's Ctrl-C reaches a default handler
     proc = subprocess.Popen([str(a) for a in args], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+    def logged():  # steps in metrics.jsonl
+        text = (run / "metrics.jsonl").read_text() if (run / "metrics.jsonl").exists() else ""
+        return [json.loads(line)["step"] for line in text.splitlines() if line.endswith("}")]
+
     try:
         deadline = time.time() + 240
-        while not (run / "metrics.jsonl").exists():
+        # SIGKILL: once a resume file exists and later steps are logged (they will be written again)
+        while not logged() or (signum == signal.SIGKILL and (not (run / RESUME_FILE).exists() or max(logged()) < 5)):
             assert proc.poll() is None, proc.communicate()[1]
             assert time.time() < deadline, "training did not log within 240 s"
-            time.sleep(0.2)
+            time.sleep(0.05)
         proc.send_signal(signum)
         _, err = proc.communicate(timeout=240)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    assert proc.returncode == 130, err
-    assert "Traceback" not in err, err
-    assert "interrupted, saved: step" in err and f"continue with: toolkit train --resume {run}" in err
-    assert "encoder accuracy" not in err  # it stops at once: no final evaluation
+    if signum == signal.SIGKILL:
+        assert proc.returncode == -signal.SIGKILL
+    else:
+        assert proc.returncode == 128 + signum, err  # 143 for SIGTERM, 130 for Ctrl-C
+        assert "Traceback" not in err, err
+        assert "interrupted, saved: step" in err and f"continue with: toolkit train --resume {run}" in err
+        assert "encoder accuracy" not in err  # it stops at once: no final evaluation
     step = read_meta(run / RESUME_FILE)["step"]
-    assert 2 <= step < 100000
+    assert 1 <= step < 100000
     assert load_model(run / "checkpoints" / f"step-{step:06d}.safetensors").step == step
 
-    code, _, err = cli("train", "--resume", run, "--set", f"train.steps={step + 2}")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the process above (OMP_NUM_THREADS=1): the same sums in the same order
+    try:
+        code, _, err = cli("train", "--resume", run, "--set", f"train.steps={step + 2}")
+        same = [f"train.steps={step + 2}", f"train.checkpoint_every={every}", "train.sample_every=100000"]
+        straight = Trainer(resolve(load_recipe(trained["recipe"], same)), tmp_path / "straight", "cpu")
+        reference = Path(straight.run()["checkpoint"])
+    finally:
+        torch.set_num_threads(threads)
     assert code == 0 and "Traceback" not in err, err
     assert f"resuming {run} at step {step}" in err and f"done: step {step + 2}" in err
-    assert read_meta(run / "checkpoints" / f"step-{step + 2:06d}.safetensors")["step"] == step + 2
+    final = run / "checkpoints" / f"step-{step + 2:06d}.safetensors"
+    assert read_meta(final)["step"] == step + 2
+    losses = [s for s in logged() if s <= step + 2]
+    assert sorted(set(logged())) == list(range(1, step + 3)) and losses == sorted(losses)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "losses" in r] == list(range(1, step + 3))  # each step once
+
+    # bit for bit what an uninterrupted run of step + 2 steps gives
+    a, b = _tensors(final), _tensors(reference)
+    assert a.keys() == b.keys()
+    assert [k for k in a if not torch.equal(a[k], b[k])] == []

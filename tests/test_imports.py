@@ -26,7 +26,7 @@ LAYERS = [
     "toolkit.plugins",
     "toolkit.registry | toolkit.hookspecs",
     "toolkit.recipe | toolkit.latent | toolkit.images | toolkit.rundir | toolkit.augment",
-    "toolkit.errors",
+    "toolkit.errors | toolkit.files",
     "toolkit",
 ]
 

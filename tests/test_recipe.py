@@ -294,3 +294,66 @@ def test_every_shipped_recipe_validates_and_resolves(path):
     recipe = resolve(load_recipe(path), source=str(path))
     assert recipe.name == path.stem
     assert "d_regularizer" in recipe.model.options
+
+
+# -- relative paths ----------------------------------------------------------------------------
+def _folder_recipe(where, **options):
+    data = {"name": "f", "data": {"dataset": "image-folder", "options": options},
+            "latent": {"variables": {"c1": {"kind": "continuous"}}}, "model": {"network": "paper28"},
+            "losses": {"rec": {}}, "evaluate": {"classifier": "judges/item.safetensors"}}
+    where.mkdir(parents=True, exist_ok=True)
+    path = where / "recipe.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_relative_paths_in_a_recipe_start_at_its_folder_and_are_kept_absolute(tmp_path, monkeypatch):
+    from toolkit.plugins import load_resolved
+
+    path = _folder_recipe(tmp_path / "project", folder="imgs", labels_csv="../shared/labels.csv")
+    monkeypatch.chdir(tmp_path)
+    recipe = load_resolved(path.relative_to(tmp_path))
+    assert recipe.data.options["folder"] == str(tmp_path / "project" / "imgs")
+    assert recipe.data.options["labels_csv"] == str(tmp_path / "shared" / "labels.csv")
+    assert recipe.evaluate.classifier == str(tmp_path / "project" / "judges" / "item.safetensors")
+    monkeypatch.chdir(tmp_path / "project")
+    assert load_resolved(path) == recipe  # the same from any working directory
+    assert resolve(recipe) == recipe  # stored absolute: a run's recipe resolves to itself
+
+
+def test_relative_paths_given_with_set_start_at_the_working_directory(tmp_path, monkeypatch):
+    from toolkit.plugins import load_resolved
+
+    path = _folder_recipe(tmp_path / "project", folder="imgs")
+    (tmp_path / "here").mkdir()
+    monkeypatch.chdir(tmp_path / "here")
+    recipe = load_resolved(path, ["data.options.folder=mine", "evaluate.classifier=c.safetensors"])
+    assert recipe.data.options["folder"] == str(tmp_path / "here" / "mine")
+    assert recipe.evaluate.classifier == str(tmp_path / "here" / "c.safetensors")
+    whole = load_resolved(path, ["data.options={folder: mine}"])
+    assert whole.data.options["folder"] == str(tmp_path / "here" / "mine")
+
+
+@pytest.mark.parametrize("value", ["~/data/imgs", "$HOME/imgs", "/abs/imgs"])
+def test_home_variables_and_absolute_paths_stay_as_written(tmp_path, value):
+    from toolkit.plugins import load_resolved
+
+    recipe = load_resolved(_folder_recipe(tmp_path, folder=value))
+    assert recipe.data.options["folder"] == value
+
+
+def test_path_options_are_known_by_type_or_by_declaration():
+    from pathlib import Path
+
+    from pydantic import BaseModel, Field
+
+    from toolkit.recipe import PATH, Origin, absolute_paths
+
+    class Options(BaseModel):
+        folder: Path
+        csv: Path | None = None
+        root: str = Field("data", json_schema_extra=PATH)
+        name: str = "data"  # not a path
+
+    data = absolute_paths(Options(folder="a", csv="b.csv"), "data.options", Origin(Path("/recipes")))
+    assert data == {"folder": "/recipes/a", "csv": "/recipes/b.csv", "root": "/recipes/data", "name": "data"}

@@ -1,11 +1,14 @@
 """The training loop: updates, resume equality, stopping on bad losses."""
 
 import json
+import os
+import signal
 
 import pytest
 import torch
 from tiny import tiny_recipe
 
+from toolkit.checkpoint import read_meta
 from toolkit.errors import ToolkitError
 from toolkit.latent import build_spec
 from toolkit.rundir import RESUME_FILE
@@ -45,6 +48,121 @@ def test_resume_gives_the_same_weights_as_training_straight_through(tmp_path):
     for name in ("opt_ge", "opt_d"):
         sa, sb = getattr(straight, name).state_dict()["state"], getattr(second, name).state_dict()["state"]
         assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
+
+
+# -- interrupted runs continue exactly --------------------------------------------------------
+def rows(run):
+    """The metrics rows without the wall-clock fields."""
+    out = []
+    for line in (run / "metrics.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        row.pop("time", None)
+        row.pop("steps_per_s", None)
+        out.append(row)
+    return out
+
+
+def assert_same_state(a, b):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for key in wa:
+        assert torch.equal(wa[key], wb[key]), f"{key} differs after resume"
+    for name in ("opt_ge", "opt_d"):
+        sa, sb = getattr(a, name).state_dict()["state"], getattr(b, name).state_dict()["state"]
+        for i in sa:
+            assert all(torch.equal(sa[i][k], sb[i][k]) for k in ("exp_avg", "exp_avg_sq", "step")), f"{name} state {i}"
+
+
+def interrupt_at(trainer, step, signum=signal.SIGINT, where="opt_d"):
+    """Send ``signum`` to this process in the middle of ``step``: after D's update, before G/E's."""
+    optimizer = getattr(trainer, where)
+    original = optimizer.step
+
+    def step_then_signal(*args, **kwargs):
+        out = original(*args, **kwargs)
+        if trainer.step == step:
+            os.kill(os.getpid(), signum)
+        return out
+
+    optimizer.step = step_then_signal
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_in_the_middle_of_a_step_finishes_it_and_resume_is_exact(tmp_path, signum):
+    recipe = dict(steps=6, checkpoint_every=100, log_every=2)
+    straight = Trainer(tiny_recipe(**recipe), tmp_path / "a", "cpu")
+    straight.run()
+
+    first = Trainer(tiny_recipe(**recipe), tmp_path / "b", "cpu")
+    interrupt_at(first, 3, signum)
+    result = first.run()
+    assert result["interrupted"] and result["signal"] == signum and result["step"] == 3
+    torch.manual_seed(999)  # a resumed process starts with other RNG state
+    second = Trainer(tiny_recipe(**recipe), tmp_path / "b", "cpu")
+    second.load_resume()
+    assert second.step == 3
+    second.run()
+    assert_same_state(straight, second)
+    # the row of step 4 averages steps 3 and 4 as in the straight run: the loss sums were saved
+    assert rows(tmp_path / "b") == rows(tmp_path / "a")
+    assert [r["step"] for r in rows(tmp_path / "a") if "losses" in r] == [2, 4, 6]
+
+
+def test_a_second_ctrl_c_during_the_save_does_not_lose_the_checkpoint_or_the_resume_file(tmp_path, monkeypatch):
+    import toolkit.checkpoint
+
+    trainer = Trainer(tiny_recipe(steps=100, checkpoint_every=100, sample_every=100), tmp_path, "cpu")
+    write = toolkit.checkpoint.write_safetensors
+    saves = []
+
+    def ctrl_c_then_write(path, tensors, meta):  # Ctrl-C again at the start of every file written
+        saves.append(path.name)
+        os.kill(os.getpid(), signal.SIGINT)
+        write(path, tensors, meta)
+
+    monkeypatch.setattr(toolkit.checkpoint, "write_safetensors", ctrl_c_then_write)
+
+    def progress(step, losses):
+        if step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    result = trainer.run(progress=progress)
+    assert result["interrupted"] and result["step"] == 2
+    assert saves == ["step-000002.safetensors", RESUME_FILE]
+    assert read_meta(tmp_path / RESUME_FILE)["step"] == 2
+    assert read_meta(tmp_path / "checkpoints" / "step-000002.safetensors")["step"] == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers restored
+
+
+class Killed(BaseException):
+    """Stands for kill -9: the process ends where it is, nothing more runs."""
+
+
+def test_a_killed_run_resumes_from_its_last_checkpoint_with_each_metrics_row_once(tmp_path):
+    recipe = dict(steps=6, checkpoint_every=2, log_every=1)
+    straight = Trainer(tiny_recipe(**recipe), tmp_path / "a", "cpu")
+    straight.run()
+
+    first = Trainer(tiny_recipe(**recipe), tmp_path / "b", "cpu")
+
+    def killed_at_step_5(step, losses):
+        if step == 5:
+            raise Killed
+
+    with pytest.raises(Killed):
+        first.run(progress=killed_at_step_5)
+    assert read_meta(tmp_path / "b" / RESUME_FILE)["step"] == 4
+    assert 5 in [r["step"] for r in rows(tmp_path / "b")]  # written, then trained again after the resume
+    with open(tmp_path / "b" / "metrics.jsonl", "a") as f:
+        f.write('{"step": 5, "losses": {"sup": 0.')  # a row torn by the kill
+
+    second = Trainer(tiny_recipe(**recipe), tmp_path / "b", "cpu")
+    second.load_resume()
+    second.run()
+    assert_same_state(straight, second)
+    assert rows(tmp_path / "b") == rows(tmp_path / "a")
+    steps = [r["step"] for r in rows(tmp_path / "b") if "losses" in r]
+    assert steps == [1, 2, 3, 4, 5, 6]
 
 
 def test_run_folder_holds_recipe_metrics_samples_checkpoints_and_resume(tmp_path):

@@ -17,7 +17,7 @@ import torch
 
 from . import __version__
 from .errors import CheckpointError
-from .images import atomic_write
+from .files import atomic_write
 
 FORMAT = 1
 META_KEY = "toolkit"

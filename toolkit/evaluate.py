@@ -22,7 +22,7 @@ import torch
 from .classifier import classifier_hash, load_classifier, predict
 from .data import load_dataset
 from .errors import ToolkitError
-from .images import atomic_write
+from .files import atomic_write
 
 
 def generator_error(model, classifier, variable: str, per_class: int, seed: int, batch: int = 500) -> dict:

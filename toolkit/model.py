@@ -20,6 +20,7 @@ from .images import smooth
 from .latent import LatentSpec
 from .networks import Networks, build_networks
 from .recipe import Recipe, format_validation_error
+from .rundir import RunDir
 
 
 @dataclass
@@ -106,7 +107,10 @@ class Model:
 def load_model(path: str | Path, device: str = "cpu") -> Model:
     """Build the networks named in the checkpoint's metadata and load its weights."""
     path = Path(path)
-    meta = read_meta(path)
+    try:
+        meta = read_meta(path)
+    except CheckpointError as exc:
+        raise _offer_older(path, exc) from None
     if meta.get("kind", "checkpoint") != "checkpoint":
         raise CheckpointError(f"{path}: a toolkit {meta['kind']} file, not a model checkpoint "
                               "(a run keeps those in its checkpoints/ folder)")
@@ -126,7 +130,10 @@ def load_model(path: str | Path, device: str = "cpu") -> Model:
     except ToolkitError as exc:
         needed = ", ".join(f"{k} ({v})" for k, v in meta.get("plugins", {}).items())
         raise CheckpointError(f"{path}: {exc} (the checkpoint was made with plugins: {needed})") from None
-    tensors = read_tensors(path)
+    try:
+        tensors = read_tensors(path)
+    except CheckpointError as exc:
+        raise _offer_older(path, exc) from None
     expected = networks.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -137,6 +144,21 @@ def load_model(path: str | Path, device: str = "cpu") -> Model:
     networks.load_state_dict(tensors)
     networks.to(device).eval()
     return Model(spec, networks, recipe, image_shape, int(meta.get("step", 0)), path)
+
+
+def _offer_older(path: Path, error: CheckpointError) -> CheckpointError:
+    """``error``, plus the newest older checkpoint of the same run that reads (a run's newest
+    checkpoint is the one a crash or a full disk damages)."""
+    run = RunDir(path.parent.parent)
+    if path.parent.name != run.checkpoints.name or not path.name.startswith("step-"):
+        return error
+    for older in reversed([p for p in run.checkpoint_files() if p.name < path.name]):
+        try:
+            if read_meta(older).get("kind", "checkpoint") == "checkpoint":
+                return CheckpointError(f"{error}; an older checkpoint of this run reads: -c {older}")
+        except CheckpointError:
+            continue
+    return error
 
 
 def read_images(model, paths: list[Path]):

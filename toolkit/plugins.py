@@ -14,12 +14,14 @@ import importlib.metadata
 import os
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pluggy
+from pydantic import BaseModel
 
 from . import hookspecs
 from .errors import RecipeError, RegistryError, ToolkitError
-from .recipe import Recipe
+from .recipe import Origin, Recipe, absolute_paths, load_recipe
 from .registry import Entry, Registry, options_dict
 
 GROUP = "toolkit"
@@ -178,20 +180,30 @@ def registry(kind: str) -> Registry:
     return get_plugins().registry(kind)
 
 
-def resolve(recipe: Recipe, source: str = "recipe") -> Recipe:
-    """The recipe with every plugin name checked and each plugin's option defaults filled in."""
-    data = recipe.model_dump(mode="json")
+def resolve(recipe: Recipe, source: str = "recipe", origin: Origin = Origin()) -> Recipe:
+    """The recipe with every plugin name checked, each plugin's option defaults filled in and
+    every relative path (plugin options declared as paths, ``evaluate.classifier``) made
+    absolute from ``origin`` (default: the working directory)."""
+    data = absolute_paths(recipe, "", origin)
+
+    def options(entry, given, where: str) -> dict:
+        parsed = entry.parse_options(given, where)
+        return absolute_paths(parsed, where, origin) if isinstance(parsed, BaseModel) else options_dict(parsed)
+
     try:
-        entry = registry("dataset").get(recipe.data.dataset)
-        data["data"]["options"] = options_dict(entry.parse_options(recipe.data.options, "data.options"))
-        entry = registry("network").get(recipe.model.network)
-        data["model"]["options"] = options_dict(entry.parse_options(recipe.model.options, "model.options"))
+        data["data"]["options"] = options(registry("dataset").get(recipe.data.dataset), recipe.data.options, "data.options")
+        data["model"]["options"] = options(registry("network").get(recipe.model.network), recipe.model.options, "model.options")
         for name, loss in recipe.losses.items():
-            entry = registry("loss").get(name)
-            data["losses"][name]["options"] = options_dict(entry.parse_options(loss.options, f"losses.{name}.options"))
+            data["losses"][name]["options"] = options(registry("loss").get(name), loss.options, f"losses.{name}.options")
     except ToolkitError as exc:
         raise RecipeError(f"{source}: {exc}") from None
     return Recipe.model_validate(data)
+
+
+def load_resolved(path: str | Path, overrides=()) -> Recipe:
+    """Read, override, validate and :func:`resolve` a recipe file (relative paths in the file
+    start at its folder, those given in ``overrides`` at the working directory)."""
+    return resolve(load_recipe(path, overrides), str(path), Origin.of(path, overrides))
 
 
 def plugin_versions() -> dict:

@@ -5,13 +5,16 @@ Unknown keys are errors; an error names the file, the key path and what is allow
 ``[1, 2]``, ``true``).
 
 This module is the schema only: it knows no plugin. :func:`toolkit.plugins.resolve` checks a
-recipe's plugin names and fills in their options.
+recipe's plugin names, fills in their options and makes relative paths absolute: a path in a
+recipe file is relative to the file's folder, one given with ``--set`` to the working directory.
 """
 
 from __future__ import annotations
 
 import copy
 import os
+import typing
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -24,6 +27,52 @@ from .errors import RecipeError
 def expand_path(text: str | Path) -> Path:
     """A path a user wrote: ``$VARIABLES`` and ``~`` expanded."""
     return Path(os.path.expandvars(str(text))).expanduser()
+
+
+PATH = {"format": "path"}  # json_schema_extra of a str field that holds a file or folder path
+
+
+def is_path_field(field) -> bool:
+    """Whether a pydantic field holds a path: typed ``Path`` (or ``Path | None``), or a ``str``
+    declared with ``json_schema_extra=PATH``."""
+    if isinstance(field.json_schema_extra, dict) and field.json_schema_extra.get("format") == "path":
+        return True
+    return field.annotation is Path or Path in typing.get_args(field.annotation)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a recipe's relative paths start: the recipe file's folder, or the working
+    directory for a recipe without a file and for values given with ``--set``."""
+
+    folder: Path | None = None
+    overridden: tuple[str, ...] = ()  # key paths set on the command line
+
+    @classmethod
+    def of(cls, path: str | Path, overrides=()) -> "Origin":
+        keys = tuple(item.partition("=")[0].strip() for item in overrides)
+        return cls(Path(os.path.abspath(path)).parent, keys)
+
+    def absolute(self, value: str, key: str) -> str:
+        """``value`` of the path field at ``key``, absolute when it was relative (``~`` and
+        ``$VARIABLES`` stay as written: they do not depend on the working directory)."""
+        if not value or os.path.isabs(value) or value.startswith("~") or "$" in value:
+            return value
+        from_cli = any(key == k or key.startswith(k + ".") for k in self.overridden)
+        base = Path.cwd() if from_cli or self.folder is None else self.folder
+        return os.path.normpath(base / value)
+
+
+def absolute_paths(model: BaseModel, where: str, origin: Origin) -> dict:
+    """``model`` as a JSON-ready dict, each of its path fields (nested models too) made absolute."""
+    data = model.model_dump(mode="json")
+    for name, field in type(model).model_fields.items():
+        key, value = f"{where}.{name}" if where else name, getattr(model, name)
+        if is_path_field(field) and isinstance(data.get(name), str):
+            data[name] = origin.absolute(data[name], key)
+        elif isinstance(value, BaseModel):
+            data[name] = absolute_paths(value, key, origin)
+    return data
 
 
 class Strict(BaseModel):
@@ -200,7 +249,9 @@ class TrainConfig(Strict):
 class EvalConfig(Strict):
     """How the model is judged (``toolkit evaluate`` and evaluation during training)."""
 
-    classifier: str | None = Field(None, description="classifier .safetensors that judges generated images (~ expanded)")
+    classifier: str | None = Field(
+        None, json_schema_extra=PATH,
+        description="classifier .safetensors that judges generated images (~ expanded; relative: to the recipe's folder)")
     samples_per_class: PositiveInt = Field(500, description="generated images per class (the paper: 500)")
     seed: int = 0
     every: int = Field(0, ge=0, description="evaluate every K training steps (0: only at checkpoints' end)")

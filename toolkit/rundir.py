@@ -15,10 +15,19 @@ Everything else (the trainer, the CLI, sweeps, scripts) asks a :class:`RunDir`.
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
 import time
 from pathlib import Path
 
 from .errors import CheckpointError, ToolkitError
+from .files import atomic_write
+
+try:
+    import fcntl
+except ImportError:  # Windows: no folder locks (the free-folder check still holds)
+    fcntl = None
 
 RESUME_FILE = "resume.safetensors"
 RECIPE_FILE = "recipe.yaml"
@@ -38,6 +47,11 @@ class RunDir:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
+        self._made = False  # this process made the folder (reserve / new)
+        self._lock = None  # the folder's open descriptor while this process holds its lock
+
+    def __getstate__(self):  # sent to other processes (torchrun ranks) without the lock
+        return {"path": self.path, "_made": False, "_lock": None}
 
     def __repr__(self) -> str:
         return f"RunDir({str(self.path)!r})"
@@ -103,6 +117,23 @@ class RunDir:
         names = (RESUME_FILE, RECIPE_FILE, METRICS_FILE, CHECKPOINTS)
         return [name for name in names if (self.path / name).exists()]
 
+    def keep_metrics_until(self, step: int) -> None:
+        """Drop the metrics rows of steps after ``step`` (and a torn last line): a run resumed from
+        ``step`` writes them again."""
+        if not self.metrics.is_file():
+            return
+        lines = self.metrics.read_text().splitlines(keepends=True)
+        kept = []
+        for line in lines:
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if line.endswith("\n") and isinstance(row, dict) and row.get("step", 0) <= step:
+                kept.append(line)
+        if kept != lines:
+            atomic_write(self.metrics, lambda tmp: tmp.write_text("".join(kept)))
+
     def check_free(self) -> None:
         """A new run may not write into a folder that holds another run."""
         if self.path.exists() and not self.path.is_dir():
@@ -116,19 +147,83 @@ class RunDir:
         if not self.can_resume():
             raise ToolkitError(f"{self.path}: no {RESUME_FILE} here, nothing to resume")
 
-    # -- creating --------------------------------------------------------------------------
+    # -- creating and holding --------------------------------------------------------------
     @classmethod
-    def new(cls, name: str, root: str | Path = "runs") -> "RunDir":
-        """``ROOT/NAME-TIMESTAMP`` (with ``-2``, ``-3``, ... when that folder exists)."""
+    def new(cls, name: str, root: str | Path = "runs", create: bool = True) -> "RunDir":
+        """``ROOT/NAME-TIMESTAMP``, with ``-2``, ``-3``, ... when that folder exists.
+
+        With ``create`` the folder is made here, atomically: two runs started in the same
+        second get two folders.
+        """
         base = Path(root) / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        path, n = base, 1
-        while path.exists():
+        if create:
+            base.parent.mkdir(parents=True, exist_ok=True)
+        n = 1
+        while True:
+            path = base if n == 1 else base.with_name(f"{base.name}-{n}")
             n += 1
-            path = base.with_name(f"{base.name}-{n}")
-        return cls(path)
+            if not create:
+                if not path.exists():
+                    return cls(path)
+                continue
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            run = cls(path)
+            run._made = True
+            return run
 
     def create(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
+
+    def reserve(self) -> None:
+        """Claim this folder for a new run, before anything slow: create it, take its lock (until
+        :meth:`release` or the end of the process) and refuse a folder that holds a run."""
+        if self.path.exists() and not self.path.is_dir():
+            raise ToolkitError(f"--out {self.path}: is a file, not a folder")
+        try:
+            self.path.mkdir(parents=True)
+            self._made = True
+        except FileExistsError:
+            pass
+        try:
+            self.lock()
+            self.check_free()
+        except BaseException:
+            self.abandon()
+            raise
+
+    def lock(self) -> None:
+        """Hold this folder's lock: a second process that trains into it is refused. The lock
+        goes with the process (also when it is killed)."""
+        if self._lock is not None or fcntl is None:
+            return
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise ToolkitError(f"{self.path} is in use: another process is training into it") from None
+        self._lock = fd
+
+    def release(self) -> None:
+        fd, self._lock = self._lock, None
+        if fd is not None:
+            os.close(fd)
+
+    def abandon(self) -> None:
+        """Undo :meth:`reserve` for a run that stopped before it trained anything: remove what it
+        wrote (the recipe, the TensorBoard folder), and the folder when it made it and it is left
+        empty. Nothing is removed from a folder that holds checkpoints, a resume file or metrics."""
+        try:
+            if not (self.checkpoints.exists() or self.resume.exists() or self.metrics.exists()):
+                self.recipe.unlink(missing_ok=True)
+                shutil.rmtree(self.tensorboard, ignore_errors=True)
+                if self._made and self.path.is_dir() and not any(self.path.iterdir()):
+                    self.path.rmdir()
+        finally:
+            self.release()
 
 
 def newest_checkpoint(root: str | Path = "runs") -> Path:

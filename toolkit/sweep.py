@@ -10,7 +10,7 @@ import json
 import statistics
 from pathlib import Path
 
-from .images import atomic_write
+from .files import atomic_write
 from .rundir import RunDir
 
 

@@ -357,13 +357,15 @@ def smoke_test_recipe(recipe, run_dir, overrides=(), steps: int = 2):
     from .data import load_dataset
     from .model import load_model
     from .plugins import resolve
-    from .recipe import apply_overrides, parse_recipe, read_yaml
+    from .recipe import Origin, apply_overrides, parse_recipe, read_yaml
     from .train import Trainer
 
     data = read_yaml(Path(recipe)) if isinstance(recipe, (str, Path)) else copy.deepcopy(recipe)
     train = [f"train.steps={steps}", "train.device=cpu", "train.log_every=1", f"train.sample_every={steps}",
              f"train.checkpoint_every={steps}"]
-    resolved = resolve(parse_recipe(apply_overrides(data, [*train, *overrides])))
+    given = [*train, *overrides]
+    origin = Origin.of(recipe, given) if isinstance(recipe, (str, Path)) else Origin()
+    resolved = resolve(parse_recipe(apply_overrides(data, given)), origin=origin)
     trainer = Trainer(resolved, Path(run_dir), "cpu")
     result = trainer.run()
     _check(result["step"] == steps and Path(result["checkpoint"]).is_file(), f"training stopped early: {result}")

@@ -11,6 +11,7 @@ import copy
 import json
 import math
 import signal
+import threading
 import time
 from pathlib import Path
 
@@ -24,7 +25,8 @@ from .distributed import World, pick_device
 from .ema import WeightAverage
 from .errors import ToolkitError
 from .evaluate import evaluate
-from .images import atomic_write, save_grid
+from .files import atomic_write
+from .images import save_grid
 from .latent import LatentSpec, build_spec
 from .losses import StepOutputs, build_losses, has_extra_passes, ramp_factor
 from .model import Model
@@ -266,12 +268,16 @@ class Trainer:
             info[prefix] = i
         if self.average is not None:
             tensors.update(self.average.state_dict())
+        # the loss sums since the last log step, so that the next metrics row is the same after a resume
+        tensors.update({f"losses.sum.{k}": v for k, v in self._sums.items()})
+        tensors.update({f"losses.first_bad.{k}": v for k, v in self._first_bad.items()})
         tensors["rng.cpu"] = torch.get_rng_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         tensors["rng.sampler"] = self.sampler.state()
         tensors["rng.z"] = self.z_rng.get_state()
-        resume_meta = dict(meta, kind="resume", optimizers=info)
+        resume_meta = dict(meta, kind="resume", optimizers=info, loss_steps=self._count, loss_names=list(self._sums),
+                           bad_names=list(self._first_bad))
         ckpt.write_safetensors(self.folder.resume, tensors, resume_meta)
         return path
 
@@ -296,7 +302,12 @@ class Trainer:
         self.sampler.load_state(tensors["rng.sampler"])
         if "rng.z" in tensors:
             self.z_rng.set_state(tensors["rng.z"])
+        self._sums = {k: tensors[f"losses.sum.{k}"].to(self.device) for k in meta.get("loss_names", [])}
+        self._first_bad = {k: tensors[f"losses.first_bad.{k}"].to(self.device) for k in meta.get("bad_names", [])}
+        self._count = int(meta.get("loss_steps", 0))
         self.step = int(meta["step"])
+        if self.world.is_main:  # rows of steps after the saved one (a run killed since) are written again
+            self.folder.keep_metrics_until(self.step)
         if self.world.distributed:  # the other ranks' noise streams are not saved: reseed them
             torch.manual_seed(self.recipe.seed + 1_000_003 * self.world.rank + self.step)
         return notes
@@ -309,7 +320,11 @@ class Trainer:
             f.write(json.dumps(record) + "\n")
 
     def run(self, progress=None) -> dict:
-        """Train until ``recipe.train.steps``; save on SIGTERM/Ctrl-C; stop on a non-finite loss."""
+        """Train until ``recipe.train.steps``; stop on a non-finite loss.
+
+        SIGTERM or Ctrl-C (SIGINT) lets the step in progress finish, then saves and returns
+        (``interrupted``, ``signal``); the same signal again during the save does not stop it.
+        """
         cfg, main = self.recipe.train, self.world.is_main
         if main:
             self.folder.create()
@@ -320,10 +335,10 @@ class Trainer:
         def stopping() -> bool:
             return stop["agreed"] if self.world.distributed else stop["signal"] is not None
 
-        def on_signal(signum, frame):
-            stop["signal"] = signum
+        def on_signal(signum, frame):  # the step in progress finishes; later signals change nothing
+            stop["signal"] = stop["signal"] or signum
 
-        previous = signal.signal(signal.SIGTERM, on_signal) if _main_thread() else None
+        previous = _catch_signals(on_signal)
         last, started, start_step = {}, time.time(), self.step
         try:
             while self.step < cfg.steps and not stopping():
@@ -344,24 +359,23 @@ class Trainer:
                               "steps_per_s": round((self.step - start_step) / max(elapsed, 1e-9), 3)})
                 if self.step % cfg.sample_every == 0 and main:
                     self.save_samples()
+                # evaluation before the save: a run killed in between resumes before both and redoes both
                 if self.step % cfg.checkpoint_every == 0 and self.step != cfg.steps:
-                    self.save()
                     self._evaluate()
+                    self.save()
                 elif self.recipe.evaluate.every and self.step % self.recipe.evaluate.every == 0 and self.step != cfg.steps:
                     self._evaluate()
                 if progress is not None:
                     progress(self.step, last)
-        except KeyboardInterrupt:
-            stop["signal"] = signal.SIGINT
+            interrupted = stop["signal"] is not None  # stop promptly: no final evaluation
+            accuracy = {} if interrupted else self._evaluate()
+            if main:
+                self.save_samples()
+            path = self.save()  # a second Ctrl-C or SIGTERM does not stop the save
         finally:
-            if previous is not None:
-                signal.signal(signal.SIGTERM, previous)
-        path = self.save()
-        if main:
-            self.save_samples()
-        interrupted = stop["signal"] is not None  # stop promptly: no final evaluation
-        result = {"step": self.step, "checkpoint": str(path), "interrupted": interrupted,
-                  "encoder_accuracy": {} if interrupted else self._evaluate(), "seconds": round(time.time() - started, 1)}
+            _restore_signals(previous)
+        result = {"step": self.step, "checkpoint": str(path), "interrupted": interrupted, "signal": stop["signal"],
+                  "encoder_accuracy": accuracy, "seconds": round(time.time() - started, 1)}
         if self.tb is not None:
             self.tb.close()
         return result
@@ -442,7 +456,18 @@ def _tensorboard(folder: Path):
     return SummaryWriter(str(folder))
 
 
-def _main_thread() -> bool:
-    import threading
+def _catch_signals(handler) -> dict:
+    """Send SIGTERM and SIGINT (Ctrl-C) to ``handler``; returns the handlers to restore. Only the
+    main thread can; a signal a parent process set to be ignored stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            previous[signum] = signal.signal(signum, handler)
+    return previous
 
-    return threading.current_thread() is threading.main_thread()
+
+def _restore_signals(previous: dict) -> None:
+    for signum, handler in previous.items():
+        signal.signal(signum, handler)

@@ -5,13 +5,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from toolkit.recipe import PATH  # a str option that holds a path (relative: to the recipe's folder)
+
 
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
 class TorchvisionOptions(_Options):
-    root: str = Field("~/.cache/toolkit/datasets", description="folder holding <Name>/raw/*-ubyte[.gz]")
+    root: str = Field("~/.cache/toolkit/datasets", json_schema_extra=PATH, description="folder holding <Name>/raw/*-ubyte[.gz]")
     download: bool = Field(False, description="download through torchvision when the files are missing")
 
 
@@ -29,7 +31,8 @@ class FolderOptions(_Options):
 
 
 class CelebaOptions(_Options):
-    root: str = Field("~/.cache/toolkit/datasets/celeba", description="folder holding list_attr_celeba.txt and the image folder")
+    root: str = Field("~/.cache/toolkit/datasets/celeba", json_schema_extra=PATH,
+                      description="folder holding list_attr_celeba.txt and the image folder")
     images: str | None = Field(
         None, description="image folder under root (default: img_align_celeba, else img_align_celeba_89x109)"
     )
@@ -41,9 +44,11 @@ class CelebaOptions(_Options):
     )
     split_seed: int = 0
     max_images: int | None = Field(None, ge=1, description="read at most this many images of the split (the first ones)")
-    cache: str | None = Field("~/.cache/toolkit/celeba", description="folder for the decoded images (.npz); null: no cache")
+    cache: str | None = Field("~/.cache/toolkit/celeba", json_schema_extra=PATH,
+                              description="folder for the decoded images (.npz); null: no cache")
 
 
 class SvhnOptions(_Options):
-    root: str = Field("~/.cache/toolkit/datasets/svhn", description="folder holding train_32x32.mat and test_32x32.mat")
+    root: str = Field("~/.cache/toolkit/datasets/svhn", json_schema_extra=PATH,
+                      description="folder holding train_32x32.mat and test_32x32.mat")
     download: bool = Field(False, description="download through torchvision when the files are missing")

@@ -37,3 +37,8 @@ def main() -> None:
             raise
         typer.echo(f"error: {exc}", err=True)
         sys.exit(1)
+    except KeyboardInterrupt:  # Ctrl-C outside training (which saves and exits 130 itself)
+        if state["debug"] or "--debug" in sys.argv:
+            raise
+        typer.echo("interrupted", err=True)
+        sys.exit(130)

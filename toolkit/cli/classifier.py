@@ -55,10 +55,9 @@ def train(
     attributes = {}
     dataset_options = {}
     if recipe is not None:
-        from ..plugins import resolve
-        from ..recipe import load_recipe
+        from ..plugins import load_resolved
 
-        r = resolve(load_recipe(recipe), str(recipe))
+        r = load_resolved(recipe)
         if dataset is not None and dataset != r.data.dataset:
             raise ToolkitError(f"DATASET '{dataset}' differs from the recipe's '{r.data.dataset}': give one of them")
         dataset, dataset_options, attributes = r.data.dataset, r.data.options, r.data.attributes

@@ -34,7 +34,8 @@ def done(path: Path, what: str) -> None:
 def generate(
     checkpoint: Optional[Path] = typer.Option(None, "-c", "--checkpoint", help=CKPT_HELP),
     set_: list[str] = typer.Option([], "--set", help=VAR_HELP),
-    n: int = typer.Option(0, "--n", min=0, max=4096, help="Images (default: 64, or 10 per class when no class is set)."),
+    n: Optional[int] = typer.Option(None, "--n", min=1, max=4096,
+                                    help="Images (default: 64), or images per class when no class is set (default: 10)."),
     output: Path = typer.Option(Path("generated.png"), "-o", "--output", help="PNG grid to write."),
     seed: int = typer.Option(0, "--seed", help="Seed of the latent samples."),
     scale: int = typer.Option(1, "--scale", min=1, max=16, help="Enlarge the PNG this many times (nearest-neighbour: pixels stay sharp)."),

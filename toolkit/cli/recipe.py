@@ -16,10 +16,9 @@ SET_HELP = "Override a recipe field: key.path=value (value read as YAML). Repeat
 
 
 def load_resolved(path: Path, overrides: list[str]):
-    from ..plugins import resolve
-    from ..recipe import load_recipe
+    from ..plugins import load_resolved
 
-    return resolve(load_recipe(path, overrides), source=str(path))
+    return load_resolved(path, overrides)
 
 
 @recipe_app.command("show")

@@ -34,18 +34,17 @@ def sweep(
     from ..distributed import pick_device
     from ..evaluate import evaluate, write_report
     from ..model import load_model
-    from ..plugins import resolve
-    from ..recipe import load_recipe
+    from ..plugins import load_resolved
     from ..rundir import report_path
     from .train import train_run
 
-    base = resolve(load_recipe(recipe, set_), str(recipe))
+    base = load_resolved(recipe, set_)
     out = out or Path("runs") / f"sweep-{base.name}"
     reports: dict = {}
     for count in _ints(labels, "--labels"):
         for seed in _ints(seeds, "--seeds"):
             run = sw.run_dir(out, count, seed)
-            r = resolve(load_recipe(recipe, [*set_, f"seed={seed}", f"data.labels={count}"]), str(recipe))
+            r = load_resolved(recipe, [*set_, f"seed={seed}", f"data.labels={count}"])
             status = sw.state(run, r.train.steps)
             typer.echo(f"[labels {count}, seed {seed}] {status}: {run}", err=True)
             if status != "done":

@@ -35,28 +35,55 @@ def train(
         return
 
     _join(world, device or resolved.train.device)
-    if resume is not None:
-        run = RunDir(resume)
-    else:
-        run = RunDir(out) if out else distributed.broadcast_object(RunDir.new(resolved.name), world)
-        run.check_free()
-    distributed.barrier(world)  # every rank checked the run folder before rank 0 writes to it
+    run = _claim(world, resolved.name, out, resume, dry_run)
     try:
         train_run(resolved, run.path, device=device or resolved.train.device, resume=resume is not None,
                   dry_run=dry_run, world=world)
+    except BaseException:
+        if world.is_main and resume is None and not dry_run:
+            run.abandon()  # a run that trained nothing leaves nothing that blocks its --out
+        raise
     finally:
+        run.release()
         distributed.shutdown()
+
+
+def _claim(world, name: str, out: Optional[Path], resume: Optional[Path], dry_run: bool) -> RunDir:
+    """The run folder, claimed (by rank 0) before anything slow: a new run reserves it (made
+    atomically when it is a new runs/NAME-TIMESTAMP), a resumed run locks it, so that a second
+    process training into it is refused. A dry run only checks."""
+    from .. import distributed
+
+    if dry_run:
+        run = RunDir(resume or out) if (resume or out) else RunDir.new(name, create=False)
+        if resume is None:
+            run.check_free()
+        return run
+    run, error = (RunDir(resume or out) if (resume or out) else None), None
+    if world.is_main:
+        try:
+            if resume is not None:
+                run.lock()
+            else:
+                run = run or RunDir.new(name)
+                run.reserve()
+        except ToolkitError as exc:
+            error = str(exc)
+    error, path = distributed.broadcast_object((error, run.path if run else None), world)
+    if error:
+        raise ToolkitError(error)
+    return run if world.is_main else RunDir(path)
 
 
 def _resolved_recipe(recipe: Optional[Path], set_: list[str], resume: Optional[Path]):
     """The run's recipe: RECIPE with --set overrides, or the one kept in the --resume folder."""
-    from ..plugins import resolve
-    from ..recipe import apply_overrides, load_recipe, parse_recipe, read_yaml
+    from ..plugins import load_resolved, resolve
+    from ..recipe import apply_overrides, parse_recipe, read_yaml
 
     if resume is None:
         if recipe is None:
             raise ToolkitError("missing RECIPE (e.g. toolkit train recipes/quickstart.yaml), or use --resume RUN_DIR")
-        return resolve(load_recipe(recipe, set_), source=str(recipe))
+        return load_resolved(recipe, set_)
     if recipe is not None:
         raise ToolkitError("give either a RECIPE or --resume RUN_DIR, not both (the run folder holds its recipe)")
     bad = [s for s in set_ if not s.startswith("train.")]
@@ -81,8 +108,11 @@ def _launch(nproc: int, resolved, recipe, set_, out, resume, device, dry_run) ->
     import sys
 
     # the checks every rank would make, made once here (a rank's error is one line among N)
+    made = None
     if resume is None:
-        out = out or RunDir.new(resolved.name).path  # one folder name for every rank
+        if out is None:  # one folder for every rank, made here
+            made = RunDir.new(resolved.name, create=not dry_run)
+            out = made.path
         RunDir(out).check_free()
     if resolved.optim.batch_size % nproc:
         raise ToolkitError(f"optim.batch_size {resolved.optim.batch_size} does not split evenly over {nproc} processes")
@@ -96,6 +126,8 @@ def _launch(nproc: int, resolved, recipe, set_, out, resume, device, dry_run) ->
     args += ["--device", device] if device else []
     args += ["--dry-run"] if dry_run else []
     code = subprocess.call(args)
+    if made is not None and not dry_run:
+        made.abandon()  # the folder it made, when the run left it empty
     if code:
         raise typer.Exit(code)
 
@@ -150,4 +182,4 @@ def train_run(recipe, run_dir: Path, *, device: str = "auto", resume: bool = Fal
         console.print(f"encoder accuracy on held-out images: {acc}")
     if result["interrupted"]:
         console.print(f"continue with: toolkit train --resume {run_dir}")
-        raise typer.Exit(130)
+        raise typer.Exit(128 + int(result["signal"]))  # the convention: 130 for Ctrl-C, 143 for SIGTERM
