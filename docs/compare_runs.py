@@ -7,8 +7,9 @@ are read from each run's ``metrics.jsonl`` (evaluation records: ``evaluate.every
 checkpoints); the wall time of an evaluation is that of the last log record before it. Only
 steps that every seed of a group evaluated are plotted. The table gives, at ``--step``, mean
 +- std over the seeds of the generator error, translation accuracy and encoder accuracy of
-the checkpoint at that step, and the best checkpoint's generator error (``best.json``), with
-the number of seeds. Needs matplotlib.
+the checkpoint at that step, and the best checkpoint's generator error (the lowest among the
+run's evaluations up to that step, what ``best.json`` holds when the run ends there), with the
+number of seeds. Needs matplotlib.
 """
 
 from __future__ import annotations
@@ -64,8 +65,8 @@ def main(argv=None) -> int:
         for key, _ in METRICS:
             values = [100 * p[key] for p in at if p.get(key) is not None]
             cells.append("{:.1f} +- {:.1f}".format(*mean_std(values)) if values else "-")
-        best = [100 * json.loads((run / "best.json").read_text())["generator_error"]
-                for run in runs if (run / "best.json").is_file()]
+        best = [100 * min(p["generator_error"] for step, p in curves.items() if step <= args.step)
+                for curves in runs.values() if args.step in curves]
         best_cell = "{:.1f} +- {:.1f}".format(*mean_std(best)) if best else "-"
         print(f"| {name} | {len(at)} | " + " | ".join(cells) + f" | {best_cell} |")
 

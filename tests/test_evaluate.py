@@ -168,3 +168,23 @@ def test_evaluation_during_training_goes_to_the_metrics_log(tmp_path):
 
     if importlib.util.find_spec("tensorboard"):  # optional: pip install toolkit-gan[tensorboard]
         assert (tmp_path / "run" / "tensorboard").is_dir()
+
+
+def test_evaluating_during_training_does_not_change_the_training(tmp_path):
+    """An evaluation draws random numbers of its own only: the weights after 4 steps are the same
+    whether the run was judged every 2 steps or not at all (a comparison of recipes over seeds
+    must not depend on evaluate.every)."""
+    from toolkit.classifier import save_classifier, train_classifier
+    from toolkit.train import Trainer
+
+    module, meta = train_classifier("fashion-mnist-mini", {}, "item", network_options={"width": 0.25},
+                                    epochs=1, batch_size=32, limit=64)
+    judge = save_classifier(tmp_path / "judge.safetensors", module, meta)
+    weights = []
+    for every in (0, 2):
+        recipe = tiny_recipe(steps=4, checkpoint_every=100)
+        recipe.evaluate.classifier, recipe.evaluate.every, recipe.evaluate.samples_per_class = str(judge), every, 3
+        trainer = Trainer(recipe, tmp_path / f"every-{every}", "cpu")
+        trainer.run()
+        weights.append(trainer.networks.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

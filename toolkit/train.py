@@ -397,7 +397,14 @@ class Trainer:
         """``toolkit evaluate`` on the networks as they are now, logged to metrics and TensorBoard.
 
         Generator error is measured when the recipe's classifier exists; None without a test split.
+        The evaluation draws no random numbers that training would see (the global generators are
+        saved and put back), so a run's weights do not depend on how often it is evaluated.
         """
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return self._full_evaluation()
+
+    def _full_evaluation(self) -> dict | None:
         cfg = self.recipe.evaluate
         if not self.world.is_main:
             return None
