@@ -1,7 +1,10 @@
 """Reading user images and writing image grids.
 
 Input conversion (documented for ``translate`` and image folders):
-- the image is read with Pillow; palette, CMYK, 16-bit and alpha images are converted;
+- the image is read with Pillow (:func:`open_image`, the one function every reader of user
+  images goes through); an EXIF Orientation tag is applied, so the image enters upright as
+  every viewer shows it (a phone photo taken sideways);
+- palette, CMYK, 16-bit and alpha images are converted;
   transparent pixels are composited onto black;
 - it is converted to the model's channel count (grey ``L`` or ``RGB``);
 - it is centre-cropped to a square and resized (bilinear, antialiased) to the model's size.
@@ -21,6 +24,40 @@ import torch
 from .errors import ImageError
 
 MAX_PIXELS = 64_000_000
+
+
+def open_image(path: str | Path):
+    """Open and decode one image file with Pillow, upright: the EXIF orientation is applied.
+
+    Every reader of image files (``translate``, ``interpolate``, image folders, dataset
+    plugins) goes through this function. Errors are one-line :class:`ImageError` s naming
+    the file; images above :data:`MAX_PIXELS` are refused. The caller closes the image.
+    """
+    img = _open(Path(path))
+    try:
+        upright = _upright(img)
+    except BaseException:
+        img.close()
+        raise
+    if upright is not img:
+        img.close()
+    return upright
+
+
+def _upright(img):
+    """``img`` turned as its EXIF Orientation tag says (the same image when there is none)."""
+    from PIL import ImageOps
+
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # an unreadable EXIF block: use the pixels as stored
+        return img
+    if orientation in (None, 1):
+        return img
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # a broken tag: the pixels as stored
+        return img
 
 
 def _open(path: Path):
@@ -73,7 +110,7 @@ def load_image(path: str | Path, channels: int, size: int | tuple[int, int], cro
     from PIL import Image
 
     path = Path(path)
-    with _open(path) as original:
+    with open_image(path) as original:
         img = _to_mode(original, channels)
         img.load()
     h, w = (size, size) if isinstance(size, int) else size

@@ -33,8 +33,8 @@ import numpy as np
 import torch
 
 from toolkit.data import ImageSet
-from toolkit.errors import ToolkitError
-from toolkit.images import atomic_write
+from toolkit.errors import ImageError, ToolkitError
+from toolkit.images import atomic_write, open_image
 
 from .folder import split_indices
 
@@ -137,13 +137,13 @@ def decode(path: Path, options) -> np.ndarray:
     from PIL import Image
 
     size = options.image_size
+    if not path.is_file():
+        raise ToolkitError(f"CelebA image {path} is missing (it is listed in {ATTR_FILE})")
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:  # the shared reader: EXIF orientation applied
             rgb = img.convert("RGB")
-    except FileNotFoundError:
-        raise ToolkitError(f"CelebA image {path} is missing (it is listed in {ATTR_FILE})") from None
-    except OSError as exc:
-        raise ToolkitError(f"cannot read CelebA image {path}: {exc}") from None
+    except ImageError as exc:
+        raise ToolkitError(f"cannot read CelebA image {exc}") from None
     box = crop_box(*rgb.size, options.crop, options.crop_center)
     return np.asarray(rgb.resize((size, size), Image.BILINEAR, box=box, reducing_gap=None), dtype=np.uint8)
 
