@@ -35,11 +35,13 @@ class Model:
         return next(self.networks.parameters()).device
 
     def _values(self, values) -> dict:
-        """``['item=bag']`` or ``{'item': 'bag' | 8, 'c1': 0.5}`` -> checked values."""
+        """``['item=bag']`` or ``{'item': 'bag' | 8, 'c1': 0.5}`` -> checked values.
+
+        In a dict an ``int`` is a class position and text is read as on the command line
+        (a class name; see :meth:`toolkit.latent.Variable.class_index`).
+        """
         if not values:
             return {}
-        if isinstance(values, dict):
-            values = {name: str(value) for name, value in values.items()}
         return self.spec.parse_assignments(values)
 
     @torch.no_grad()
