@@ -26,6 +26,7 @@ import yaml
 from PIL import Image
 
 import toolkit.cli
+import toolkit.errors
 from tiny import TINY, tiny_recipe, tiny_yaml
 from toolkit.checkpoint import read_meta
 from toolkit.model import load_model
@@ -63,6 +64,18 @@ def error_line(code, err, *fragments, exit_code=1):
     for fragment in fragments:
         assert fragment in err, f"{fragment!r} not in {err!r}"
     return lines[0] if lines else ""
+
+
+def training_error(code, err, *fragments):
+    """A user error once training has started: progress lines, then one ``error:`` line, last."""
+    assert "Traceback" not in err, err
+    assert code == 1, err
+    lines = err.strip().splitlines()
+    assert lines and lines[-1].startswith("error: "), err
+    assert sum(line.startswith("error: ") for line in lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[-1], f"{fragment!r} not in {lines[-1]!r}"
+    return lines[-1]
 
 
 def snapshot(folder: Path) -> dict:
@@ -460,3 +473,132 @@ def test_interrupted_training_saves_and_resumes(cli, trained, tmp_path, signum):
     assert code == 0 and "Traceback" not in err, err
     assert f"resuming {run} at step {step}" in err and f"done: step {step + 2}" in err
     assert read_meta(run / "checkpoints" / f"step-{step + 2:06d}.safetensors")["step"] == step + 2
+
+
+# -- plugins that break their contract: checked where their output enters the core ----------------
+def _synthetic_recipe(path, losses=None, dataset="synthetic", network="paper28", steps=1):
+    data = {"name": "contract", "data": {"dataset": dataset, "labels": 4, "labeled_ramp": 1,
+                                         **({"options": {"n": 16}} if dataset == "synthetic" else {})},
+            "latent": {"u": {"size": 3}, "variables": {"shape": {"kind": "categorical", "label": "shape"}}},
+            "model": {"network": network, **({"options": {"width": 0.125}} if network == "paper28" else {})},
+            "losses": losses or {"sup": {}, "rec": {}, "adv": {}},
+            "optim": {"batch_size": 4},
+            "train": {"steps": steps, "log_every": 1, "sample_every": 100, "checkpoint_every": 100, "device": "cpu",
+                      "bn_recalibration": 0}}
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _loss_plugin(**terms):
+    from types import SimpleNamespace
+
+    from toolkit.hookspecs import hookimpl
+
+    @hookimpl
+    def register_losses(register):
+        for name, call in terms.items():
+            register(name, lambda spec, options=None, _call=call: _call, description=f"test term {name}")
+
+    return SimpleNamespace(register_losses=register_losses)
+
+
+def _dataset_plugin(**datasets):
+    from types import SimpleNamespace
+
+    from toolkit.hookspecs import hookimpl
+
+    @hookimpl
+    def register_datasets(register):
+        for name, load in datasets.items():
+            register(name, lambda options=None, split="train", _load=load: _load(split))
+
+    return SimpleNamespace(register_datasets=register_datasets)
+
+
+def _network_plugin(name, build):
+    from types import SimpleNamespace
+
+    from toolkit.hookspecs import hookimpl
+
+    @hookimpl
+    def register_networks(register):
+        register(name, build)
+
+    return SimpleNamespace(register_networks=register_networks)
+
+
+def _bars(split, labels=None, n=16):
+    from toolkit.testing import synthetic_dataset
+
+    data = synthetic_dataset(n=n, seed=0 if split == "train" else 1)
+    if labels is not None:
+        data.labels["shape"] = labels(data.labels["shape"])
+    return data
+
+
+def _raise(exc):
+    raise exc
+
+
+def _failing_networks(spec, image_shape, options=None):
+    from toolkit.testing import linear_networks
+
+    nets = linear_networks(spec, image_shape)
+    nets.encoder.forward = lambda x: _raise(RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x784 and 10x3)"))
+    return nets
+
+
+CONTRACTS = {
+    # id: (plugin factory, recipe keywords, fragments of the one line)
+    "loss-part-named-g": (lambda: _loss_plugin(typo=lambda out: {"g": out.x_rec.mean()}),
+                          {"losses": {"rec": {}, "typo": {}}},
+                          ["loss 'typo' (plugin 'broken', (in-process)) returned unknown part(s) 'g'",
+                           "allowed: 'ge' for G and E, 'd' for D"]),
+    "loss-part-not-a-scalar": (lambda: _loss_plugin(wide=lambda out: {"ge": (out.x_rec - out.x_real).abs()}),
+                               {"losses": {"wide": {}}},
+                               ["loss 'wide' (plugin 'broken', (in-process)) part 'ge' must be a scalar", "(4, 1, 28, 28)"]),
+    "loss-not-a-dict": (lambda: _loss_plugin(bare=lambda out: out.x_rec.mean()),
+                        {"losses": {"bare": {}}}, ["loss 'bare' (plugin 'broken', (in-process)) must return a dict"]),
+    "loss-detached": (lambda: _loss_plugin(flat=lambda out: {"ge": out.x_rec.detach().mean()}),
+                      {"losses": {"flat": {}}}, ["loss 'flat'", "part 'ge' does not depend on G and E"]),
+    "loss-raises": (lambda: _loss_plugin(boom=lambda out: _raise(IndexError("index 5 is out of bounds"))),
+                    {"losses": {"rec": {}, "boom": {}}},
+                    ["loss 'boom' (plugin 'broken', (in-process)) raised IndexError: index 5 is out of bounds"]),
+    "loss-nan-at-step-1": (lambda: _loss_plugin(nan=lambda out: {"ge": out.x_rec.mean() * float("nan")}),
+                           {"losses": {"rec": {}, "nan": {}}},
+                           ["loss 'nan' (plugin 'broken', (in-process)), part 'ge', became nan at step 1",
+                            "no checkpoint was written before it"]),
+    "dataset-labels-out-of-range": (lambda: _dataset_plugin(wild=lambda s: _bars(s, lambda lab: lab + 1)),
+                                    {"dataset": "wild"},
+                                    ["dataset 'wild' (plugin 'broken', (in-process)) labels['shape'] hold values outside -1..3",
+                                     "found 4"]),
+    "dataset-float-labels": (lambda: _dataset_plugin(floaty=lambda s: _bars(s, lambda lab: lab.float())),
+                             {"dataset": "floaty"}, ["dataset 'floaty'", "labels['shape'] are torch.float32, expected integers"]),
+    "dataset-empty": (lambda: _dataset_plugin(empty=lambda s: _bars(s, n=0)), {"dataset": "empty"},
+                      ["dataset 'empty' (plugin 'broken', (in-process)) has no images in split 'train'"]),
+    "dataset-not-an-imageset": (lambda: _dataset_plugin(listy=lambda s: [1, 2, 3]), {"dataset": "listy"},
+                                ["dataset 'listy' (plugin 'broken', (in-process)) returned list for split 'train'"]),
+    "dataset-factory-raises": (lambda: _dataset_plugin(oops=lambda s: {}["images"]), {"dataset": "oops"},
+                               ["dataset 'oops' (plugin 'broken', (in-process)) failed to build: KeyError: 'images'"]),
+    "network-not-networks": (lambda: _network_plugin("tuple", lambda spec, shape, options=None: (1, 2)), {"network": "tuple"},
+                             ["network 'tuple' (plugin 'broken', (in-process)) returned tuple, expected toolkit.networks.Networks"]),
+    "network-fails-in-the-step": (lambda: _network_plugin("crash", _failing_networks), {"network": "crash"},
+                                  ["network 'crash' (plugin 'broken', (in-process))", "RuntimeError: mat1 and mat2"]),
+}
+
+
+@pytest.mark.parametrize("case", CONTRACTS)
+def test_plugins_breaking_their_contract(cli, register_plugin, tmp_path, monkeypatch, case):
+    from toolkit.testing import SyntheticPlugin
+
+    make, keywords, fragments = CONTRACTS[case]
+    monkeypatch.chdir(tmp_path)
+    register_plugin(SyntheticPlugin(), "synthetic")
+    register_plugin(make(), "broken")
+    recipe = _synthetic_recipe(tmp_path / "recipe.yaml", **keywords)
+    code, _, err = cli("train", recipe, "--out", tmp_path / "run")
+    training_error(code, err, *fragments)
+    if case in ("loss-raises", "dataset-factory-raises"):  # --debug: the plugin's own traceback
+        with pytest.raises(toolkit.errors.PluginError) as info:
+            cli("--debug", "train", recipe, "--out", tmp_path / "run2")
+        assert isinstance(info.value.__cause__, (IndexError, KeyError))

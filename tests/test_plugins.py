@@ -111,7 +111,9 @@ def test_in_process_plugin_registers_and_unregisters(plugins):
     assert {"paper28", "tiny"} <= set(plugins.registry("network").names())
     entry = plugins.registry("network").get("tiny")
     assert entry.plugin == "mine" and entry.description == "test network tiny"
-    assert entry.build(1, 2) == ("built", (1, 2), None)
+    assert entry.resolve()(1, 2, options=None) == ("built", (1, 2), None)
+    with pytest.raises(ToolkitError, match=r"network 'tiny' \(plugin 'mine', \(in-process\)\) returned tuple, expected"):
+        entry.build(1, 2)  # what a factory returns is checked where it enters
     info = plugins.info["mine"]
     assert info.distribution == "(in-process)" and info.hooks == ["register_networks"]
     assert info.registered == {"network": ["tiny"]}
@@ -278,12 +280,12 @@ def test_entry_options():
         model_config = ConfigDict(extra="forbid")
         size: int = 3
 
-    entry = Entry("loss", "l", _factory, options=Options)
+    entry = Entry("widget", "l", _factory, options=Options)  # a kind whose results are not checked
     assert entry.build(options={})[2] == Options()
     assert entry.build(options={"size": 5})[2].size == 5
     with pytest.raises(ToolkitError, match=r"^losses\.l\.options\.sise: unknown key"):
         entry.build(options={"sise": 5}, where="losses.l.options")
-    bare = Entry("loss", "bare", _factory)
+    bare = Entry("widget", "bare", _factory)
     assert bare.build(options={})[2] == {}
-    with pytest.raises(ToolkitError, match=r"loss 'bare' takes no options \(got \['x'\]\)"):
+    with pytest.raises(ToolkitError, match=r"widget 'bare' takes no options \(got \['x'\]\)"):
         bare.build(options={"x": 1})

@@ -51,10 +51,7 @@ def build_classifier(network: str, image_shape, num_classes: int, options=None) 
     from .plugins import registry
 
     entry = registry(KIND).get(network)
-    module = entry.build(tuple(image_shape), num_classes, options=options, where="network_options")
-    if not isinstance(module, torch.nn.Module):
-        raise TypeError(f"classifier '{network}' (plugin {entry.plugin}) must return a torch.nn.Module")
-    return module
+    return entry.build(tuple(image_shape), num_classes, options=options, where="network_options")  # checked there
 
 
 def _labeled(data: ImageSet, attribute: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -50,6 +50,30 @@ class ImageSet:
         return ImageSet(self.images[index], {k: v[index] for k, v in self.labels.items()}, dict(self.classes))
 
 
+def check_imageset(data, split: str = "?") -> str | None:
+    """What is wrong with a dataset plugin's result (completing "dataset 'x' (plugin ...) ..."), or None.
+
+    An :class:`ImageSet` with at least one image; every label an integer from -1 to the
+    attribute's class count - 1; at least one class name per attribute.
+    """
+    if not isinstance(data, ImageSet):
+        return f"returned {type(data).__name__} for split '{split}', expected a toolkit.data.ImageSet"
+    if len(data) == 0:
+        return f"has no images in split '{split}'"
+    for name, lab in data.labels.items():
+        if lab.dtype.is_floating_point or lab.dtype == torch.bool or lab.is_complex():
+            return f"labels['{name}'] are {lab.dtype}, expected integers (class index, -1 = no label)"
+        k = len(data.classes.get(name, []))
+        if not k:
+            return f"attribute '{name}' has no class names (ImageSet.classes['{name}'] is empty)"
+        bad = (lab < MISSING) | (lab >= k)
+        if bool(bad.any()):
+            found = sorted(set(lab[bad].tolist()))[:5]
+            return (f"labels['{name}'] hold values outside -1..{k - 1} in split '{split}' ({k} classes: "
+                    f"{', '.join(data.classes[name][:10])}; found {', '.join(map(str, found))})")
+    return None
+
+
 def derive_attributes(data: ImageSet, attributes: Mapping) -> ImageSet:
     """``data`` plus attributes derived from its 0/1 label columns (class 1 = positive).
 

@@ -134,7 +134,8 @@ class Plugins:
                     continue
 
                 def register(name, factory, options=None, description="", _kind=kind, _info=info, **extra):
-                    entry = Entry(_kind, name, factory, options, description, _info.name, extra)
+                    dist = f"{_info.distribution} {_info.version}".strip()
+                    entry = Entry(_kind, name, factory, options, description, _info.name, extra, dist)
                     registries[_kind].add(entry)
                     _info.registered.setdefault(_kind, []).append(name)
 
@@ -170,6 +171,13 @@ def get_plugins() -> Plugins:
         _PLUGINS = Plugins()
         _PLUGINS.load_entry_points()
     return _PLUGINS
+
+
+def describe_plugin(name: str) -> str:
+    """``plugin 'paper', toolkit-gan 0.1.0``: a plugin and the distribution that installed it."""
+    info = get_plugins().info.get(name)
+    dist = f"{info.distribution} {info.version}".strip() if info is not None else ""
+    return f"plugin '{name}', {dist}" if dist else f"plugin '{name}'"
 
 
 def registry(kind: str) -> Registry:

@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import RegistryError, ToolkitError, did_you_mean
+from .errors import PluginError, RegistryError, ToolkitError, did_you_mean
 
 
 @dataclass
@@ -22,6 +22,7 @@ class Entry:
     description: str = ""
     plugin: str = "?"
     extra: dict = field(default_factory=dict)
+    distribution: str = ""  # "toolkit-gan 0.1.0": the distribution that installed the plugin
 
     def resolve(self) -> Callable:
         """The factory itself, importing ``"module:attr"`` strings on first use."""
@@ -61,10 +62,73 @@ class Entry:
 
             raise ToolkitError(format_validation_error(exc, prefix=where, model=self.options)) from None
 
+    def origin(self) -> str:
+        """``loss 'adv' (plugin 'paper', toolkit-gan 0.1.0)``: what error messages call this entry."""
+        where = f"plugin '{self.plugin}', {self.distribution}" if self.distribution else f"plugin '{self.plugin}'"
+        return f"{self.kind} '{self.name}' ({where})"
+
     def build(self, *args, options=None, where: str = "options", **kwargs):
-        """Validate the options and call the factory."""
+        """Validate the options, call the factory and check what it returns.
+
+        A factory's :class:`ToolkitError` (a user error such as a missing folder) passes
+        unchanged; any other exception, or a result that breaks the contract of its kind
+        (:data:`RESULT_CHECKS`), is a one-line :class:`PluginError` naming the entry, its plugin
+        and distribution (the original traceback is chained, shown with ``--debug``).
+        """
         parsed = self.parse_options(options, where)
-        return self.resolve()(*args, options=parsed, **kwargs)
+        factory = self.resolve()
+        try:
+            result = factory(*args, options=parsed, **kwargs)
+        except ToolkitError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"{self.origin()} failed to build: {type(exc).__name__}: {exc}") from exc
+        check = RESULT_CHECKS.get(self.kind)
+        if check is not None:
+            problem = check(result, kwargs)
+            if problem:
+                raise PluginError(f"{self.origin()} {problem}")
+        return result
+
+
+def _check_dataset(result, kwargs) -> str | None:
+    from .data import check_imageset
+
+    return check_imageset(result, kwargs.get("split", "?"))
+
+
+def _check_networks(result, kwargs) -> str | None:
+    from .networks import Networks
+
+    if not isinstance(result, Networks):
+        return f"returned {type(result).__name__}, expected toolkit.networks.Networks"
+    return None
+
+
+def _check_loss(result, kwargs) -> str | None:
+    if not callable(result):
+        return f"returned {type(result).__name__}, expected a toolkit.losses.LossTerm (a callable)"
+    needs = getattr(result, "needs", frozenset())
+    if not isinstance(needs, (set, frozenset)) or not all(isinstance(n, str) for n in needs):
+        return f"has needs={needs!r}, expected a frozenset of names such as {{'swap'}}"
+    return None
+
+
+def _check_classifier(result, kwargs) -> str | None:
+    import torch
+
+    if not isinstance(result, torch.nn.Module):
+        return f"returned {type(result).__name__}, expected a torch.nn.Module"
+    return None
+
+
+# what each kind's factory must return; a check returns a problem (completing "<entry> ...") or None
+RESULT_CHECKS: dict[str, Callable] = {
+    "dataset": _check_dataset,
+    "network": _check_networks,
+    "loss": _check_loss,
+    "classifier": _check_classifier,
+}
 
 
 class Registry:

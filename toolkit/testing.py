@@ -325,7 +325,7 @@ def smoke_test_loss(name: str, options=None, *, spec=None, image_shape=DEFAULT_I
     """
     import torch
 
-    from .losses import build_losses
+    from .losses import build_losses, loss_problem
     from .recipe import LossConfig
 
     spec = spec or tiny_spec()
@@ -341,15 +341,12 @@ def smoke_test_loss(name: str, options=None, *, spec=None, image_shape=DEFAULT_I
             nets.zero_grad(set_to_none=True)
             parts = term(_forward(nets, spec, image_shape, batch, labels))
             where = f"loss '{name}' ({case})"
-            _check(isinstance(parts, dict) and parts, f"{where}: must return a dict like {{'ge': tensor}}, got {parts!r}")
-            unknown = sorted(set(parts) - {"ge", "d"})
-            _check(not unknown, f"{where}: unknown parts {unknown} (allowed: 'ge' for G and E, 'd' for D)")
-            for key, value in parts.items():
-                _check_tensor(f"{where}: part '{key}'", value, ())
+            # the same rules the trainer applies at every step (toolkit.losses.run_term)
+            problem = loss_problem(parts, finite=True)
+            _check(problem is None, f"{where} {problem}")
             for key, params, who in (("ge", nets.ge_parameters(), "G or E"), ("d", nets.d_parameters(), "D")):
                 if key not in parts:
                     continue
-                _check(parts[key].requires_grad, f"{where}: part '{key}' does not depend on {who} (the update would fail)")
                 grads = torch.autograd.grad(parts[key], params, retain_graph=True, allow_unused=True)
                 _check(any(g is not None for g in grads), f"{where}: part '{key}' sends no gradient to {who}")
                 _check(all(torch.isfinite(g).all() for g in grads if g is not None), f"{where}: part '{key}' has non-finite gradients")

@@ -22,8 +22,8 @@ from .ema import WeightAverage
 from .errors import ToolkitError
 from .images import save_grid
 from .latent import LatentSpec, Variable
-from .losses import StepOutputs, build_losses, ramp_factor
-from .networks import build_networks, reestimating_norms, with_fixed_weights
+from .losses import StepOutputs, build_losses, describe_bad_loss, good_checkpoint, ramp_factor, run_term
+from .networks import build_networks, network_failure, reestimating_norms, with_fixed_weights
 from .plugins import get_plugins, registry
 from .recipe import Recipe, to_yaml
 from . import distributed, speed
@@ -94,13 +94,21 @@ class ForwardPasses(torch.nn.Module):
     """
 
     def __init__(self, generator, encoder, discriminator, spec: LatentSpec, precision: str = "fp32",
-                 needs: frozenset = frozenset()):
+                 needs: frozenset = frozenset(), network: str = ""):
         super().__init__()
         self.generator, self.encoder, self.discriminator = generator, encoder, discriminator
-        self.spec, self.precision = spec, precision
+        self.spec, self.precision, self.network = spec, precision, network
         self.swap, self.fixed_encoder = "swap" in needs, "fixed_encoder" in needs
 
     def forward(self, x_real: torch.Tensor, z_fake: torch.Tensor) -> dict[str, torch.Tensor]:
+        try:
+            return self._passes(x_real, z_fake)
+        except ToolkitError:
+            raise
+        except Exception as exc:  # inside a network plugin: one line naming it (traceback with --debug)
+            raise network_failure(self.network, exc, len(x_real)) from exc
+
+    def _passes(self, x_real: torch.Tensor, z_fake: torch.Tensor) -> dict[str, torch.Tensor]:
         with speed.autocast(self.precision, x_real.device):
             x_fake = self.generator(z_fake)
             raw_real = self.encoder(x_real)
@@ -148,7 +156,8 @@ class Trainer:
         self.networks.to(self.device, memory_format=self.layout)
         self.losses = build_losses(recipe.losses, self.spec)
         needs = frozenset().union(*(term.needs for term in self.losses.values()))
-        self.forward = ForwardPasses(*speed.step_networks(self.networks, fast), self.spec, fast.precision, needs)
+        self.forward = ForwardPasses(*speed.step_networks(self.networks, fast), self.spec, fast.precision, needs,
+                                     network=recipe.model.network)
         if world.distributed:
             self.forward = distributed.wrap(self.forward, self.device)
             # rank-specific noise inside the networks (after DDP copied rank 0's weights)
@@ -188,7 +197,7 @@ class Trainer:
         ge_total, d_total = 0.0, 0.0
         for name, term in self.losses.items():
             cfg = self.recipe.losses[name]
-            parts = term(out)
+            parts = run_term(name, term, out)  # checked as the smoke tests check it (toolkit.losses)
             if "ge" in parts:
                 ge_total = ge_total + cfg.weight * ramp_factor(step, cfg.ramp) * parts["ge"]
                 self._accumulate(name, parts["ge"])
@@ -403,11 +412,10 @@ class Trainer:
 
     def _stop_on_bad_loss(self, last: dict) -> None:
         first = {k: int(v) for k, v in self._first_bad.items() if int(v) < int(NEVER)}
-        name = min(first, key=first.get)
-        raise TrainingStopped(
-            f"loss '{name}' became {last[name]} at step {first[name]}; stopped, the last good "
-            f"checkpoint is kept in {self.run_dir / 'checkpoints'}"
-        )
+        name = min(first, key=first.get) if first else next(k for k, v in last.items() if not math.isfinite(v))
+        step = first.get(name, self.step)
+        raise TrainingStopped(f"{describe_bad_loss(name, last[name], step, self.losses)}; stopped; "
+                              f"{good_checkpoint(self.run_dir, step)}")
 
     def _evaluate(self) -> dict:
         """Encoder accuracy per supervised variable on held-out images ({} without a test split)."""
