@@ -193,11 +193,13 @@ def test_unknown_hook_is_rejected(plugins):
 def test_same_name_from_two_plugins(plugins):
     plugins.register(_network_plugin("shared"), "first")
     plugins.register(_network_plugin("shared"), "second")
-    with pytest.raises(RegistryError) as info:
-        plugins.registry("network")
-    message = str(info.value)
-    assert "network 'shared' is registered twice" in message
-    assert "'first'" in message and "'second'" in message
+    with pytest.warns(PluginWarning) as caught:
+        registry = plugins.registry("network")
+    assert registry.get("shared").plugin == "first"  # the first is kept, the second reported, nothing fails
+    (message,) = [str(w.message) for w in caught]
+    assert message.startswith("plugin 'second' ((in-process)): network 'shared' skipped: plugin 'first' ((in-process)) registers")
+    assert plugins.info["second"].skipped == ["network 'shared' skipped: plugin 'first' ((in-process)) registers that name"]
+    assert plugins.info["second"].error is None
     plugins.unregister("second")
     assert plugins.registry("network").get("shared").plugin == "first"
 

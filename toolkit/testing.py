@@ -65,6 +65,12 @@ def plugin_registered(plugin, name: str):
         error = info.error if info is not None else "skipped"
         plugins.unregister(name)
         raise ToolkitError(f"plugin '{name}' was skipped: {error}")
+    if info is not None and info.skipped:  # a name another plugin registered: the CLI would skip it
+        from .errors import RegistryError
+
+        clash = info.skipped[0]
+        plugins.unregister(name)
+        raise RegistryError(f"plugin '{name}': {clash}")
     try:
         yield plugins
     finally:
