@@ -602,3 +602,49 @@ def test_plugins_breaking_their_contract(cli, register_plugin, tmp_path, monkeyp
         with pytest.raises(toolkit.errors.PluginError) as info:
             cli("--debug", "train", recipe, "--out", tmp_path / "run2")
         assert isinstance(info.value.__cause__, (IndexError, KeyError))
+
+
+# -- recipes that cannot run: refused by validate, --dry-run and train, before anything is made -----
+IMPOSSIBLE = {
+    # id: (--set overrides, fragments of the one line)
+    "batch-of-1-with-batchnorm": (["optim.batch_size=1"],
+                                  ["optim.batch_size: 1 with network 'paper28', which has BatchNorm layers",
+                                   "at least 2 images per batch"]),
+    "batch-larger-than-the-data": (["optim.batch_size=100000"],
+                                   ["optim.batch_size: 100,000 is larger than the training set (6,000 images of dataset "
+                                    "'fashion-mnist-mini'); use at most 6000"]),
+    "fewer-labels-than-classes": (["data.labels=5"],
+                                  ["data.labels: 5 labeled images cannot cover the 10 classes of 'item'", "use at least 10"]),
+    "more-labels-than-labeled-images": (["data.labels=100000"],
+                                        ["data.labels: 100,000 labeled images asked for, but only 6,000 of the 6,000 "
+                                         "training images have a label for 'item'"]),
+    "negative-labels": (["data.labels=-3"], ["data.labels: must be 0 or more"]),
+    "a-zero-lr-factor": (["optim.lr_milestones=[10]", "optim.lr_factors=[0]"], ["lr_factors must be above 0"]),
+    "no-loss-terms": (["losses={}"], ["losses: a recipe needs at least one loss term"]),
+    "a-one-class-variable": (["latent.variables.style={kind: categorical, classes: 1}"],
+                             ["latent.variables.style: a categorical variable needs at least 2 classes"]),
+    "repeated-class-names": (["latent.variables.style={kind: categorical, classes: [a, b, a]}"],
+                             ["class names must be distinct: a, b, a"]),
+}
+
+
+@pytest.mark.parametrize("how", ["train", "dry-run", "validate"])
+@pytest.mark.parametrize("case", IMPOSSIBLE)
+def test_impossible_recipes_are_refused_before_the_run(cli, trained, tmp_path, monkeypatch, case, how):
+    overrides, fragments = IMPOSSIBLE[case]
+    monkeypatch.chdir(tmp_path)
+    sets = [item for o in overrides for item in ("--set", o)]
+    if how == "validate":
+        code, _, err = cli("recipe", "validate", trained["recipe"], *sets)
+    else:
+        code, _, err = cli("train", trained["recipe"], *sets, "--out", tmp_path / "run",
+                           *(["--dry-run"] if how == "dry-run" else []))
+    error_line(code, err, str(trained["recipe"]) if how == "validate" else "", *fragments)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()
+
+
+def test_validate_without_data_checks_the_recipe_alone(cli, trained, tmp_path):
+    code, out, err = cli("recipe", "validate", trained["recipe"], "--set", "optim.batch_size=100000", "--no-data")
+    assert code == 0 and "data not checked (--no-data)" in out, err
+    code, out, err = cli("recipe", "validate", trained["recipe"])
+    assert code == 0 and "6,000 training images (1, 28, 28), checked against data and networks" in out, err

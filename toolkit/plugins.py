@@ -186,6 +186,8 @@ class Plugins:
                 names = old_info.registered.get(kind, [])
                 if name in names:
                     names.remove(name)
+                if not names:
+                    old_info.registered.pop(kind, None)
                 self._clash(old_info, info, kind, name)
             else:
                 self._clash(info, old_info, kind, name)

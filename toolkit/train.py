@@ -26,7 +26,7 @@ from .losses import StepOutputs, build_losses, describe_bad_loss, good_checkpoin
 from .networks import build_networks, network_failure, reestimating_norms, with_fixed_weights
 from .plugins import get_plugins, registry
 from .recipe import Recipe, to_yaml
-from . import distributed, speed
+from . import checks, distributed, speed
 from .distributed import World
 
 RESUME_FILE = "resume.safetensors"
@@ -140,6 +140,7 @@ class Trainer:
         torch.manual_seed(recipe.seed)
         train = load_dataset(recipe, "train")
         self.spec = build_spec(recipe, train)
+        checks.check_data(recipe, train, self.spec)  # before any memory is taken (toolkit.checks)
         self.image_shape = train.shape
         supervised = {v.label: v.size for v in self.spec.supervised}
         label_seed = recipe.data.label_seed if recipe.data.label_seed is not None else recipe.seed
@@ -151,6 +152,7 @@ class Trainer:
         self.layout = speed.memory_format(fast.channels_last)
         self.images = train.images.to(self.device)  # the whole (uint8) data set lives on the device
         self.networks = build_networks(recipe.model.network, self.spec, self.image_shape, recipe.model.options)
+        checks.check_networks(recipe, self.networks, world.size)
         if world.distributed:
             distributed.global_batchnorm(self.networks)
         self.networks.to(self.device, memory_format=self.layout)
