@@ -648,3 +648,95 @@ def test_validate_without_data_checks_the_recipe_alone(cli, trained, tmp_path):
     assert code == 0 and "data not checked (--no-data)" in out, err
     code, out, err = cli("recipe", "validate", trained["recipe"])
     assert code == 0 and "6,000 training images (1, 28, 28), checked against data and networks" in out, err
+
+
+# -- output paths: a folder gets the file inside it; what cannot be written is one line, before any work --
+def _a_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    return tmp_path / "notes.txt"
+
+
+def _image_args(command, trained):
+    return {"generate": ["generate", "--n", "1"],
+            "translate": ["translate", trained["image"], "--set", "item=bag"],
+            "interpolate": ["interpolate", trained["image"], trained["image"], "--steps", "2"]}[command]
+
+
+OUTPUTS = {
+    # id: (make the -o path under tmp_path, None when it works, else fragments of the one line)
+    "an-existing-folder": (lambda t: (t / "out").mkdir() or t / "out", None),
+    "a-new-folder-with-a-slash": (lambda t: str(t / "new") + "/", ["new: no extension is not a file type"]),
+    "missing-parent-folders": (lambda t: t / "a" / "b" / "grid.png", None),
+    "jpeg-by-extension": (lambda t: t / "grid.jpg", None),
+    "below-a-file": (lambda t: _a_file(t) / "grid.png", ["notes.txt is a file, not a folder"]),
+    "unknown-extension": (lambda t: t / "grid.xyz", ["'.xyz' is not a file type this command writes", ".png"]),
+    "no-extension": (lambda t: t / "grid", ["no extension is not a file type this command writes"]),
+}
+
+
+@pytest.mark.parametrize("command", ["generate", "translate", "interpolate"])
+@pytest.mark.parametrize("case", OUTPUTS)
+def test_image_outputs(cli, trained, tmp_path, monkeypatch, command, case):
+    make, fragments = OUTPUTS[case]
+    monkeypatch.chdir(tmp_path)
+    target = make(tmp_path)
+    code, out, err = cli(*_image_args(command, trained), "-c", trained["checkpoint"], "-o", target, "--device", "cpu")
+    if fragments is not None:
+        error_line(code, err, "-o", *fragments)
+        return
+    assert code == 0 and "Traceback" not in err, err
+    written = Path(out.split("wrote ")[1].split(" (")[0])
+    if case == "an-existing-folder":
+        default = {"generate": "generated.png", "translate": "translated.png", "interpolate": "interpolated.png"}[command]
+        assert written == Path(str(target).rstrip("/")) / default
+    assert written.is_file()
+    assert Image.open(written).format == ("JPEG" if case == "jpeg-by-extension" else "PNG")
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write anywhere")
+def test_an_unwritable_folder_is_refused_before_the_work(cli, trained, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        code, _, err = cli("generate", "-c", trained["checkpoint"], "-o", locked / "grid.png")
+        error_line(code, err, "cannot write in", "permission denied")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_folder_without_write_permission_is_refused(cli, trained, tmp_path, monkeypatch):
+    monkeypatch.setattr("toolkit.outputs.os.access", lambda path, mode: Path(path) != tmp_path)  # as a non-root user sees it
+    code, _, err = cli("generate", "-c", trained["checkpoint"], "-o", tmp_path / "grid.png")
+    error_line(code, err, f"cannot write in {tmp_path} (permission denied)")
+
+
+def test_a_failure_while_writing_is_one_line(cli, trained, tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("toolkit.images.atomic_write", full)
+    code, _, err = cli("generate", "--n", "1", "-c", trained["checkpoint"], "-o", tmp_path / "grid.png")
+    error_line(code, err, f"cannot write {tmp_path / 'grid.png'}: No space left on device")
+
+
+def test_evaluate_and_figures_outputs(cli, trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports").mkdir()
+    code, out, err = cli("evaluate", "-c", trained["checkpoint"], "--n", "2", "-o", tmp_path / "reports", "--device", "cpu")
+    assert code == 0 and "Traceback" not in err, err
+    assert json.loads((tmp_path / "reports" / "report.eval.json").read_text())["step"] == 2
+    code, _, err = cli("evaluate", "-c", trained["checkpoint"], "--n", "2", "-o", _a_file(tmp_path) / "r.json")
+    error_line(code, err, "notes.txt is a file, not a folder")
+    code, _, err = cli("figures", "-c", trained["checkpoint"], "-o", tmp_path / "notes.txt")
+    error_line(code, err, "-o", "notes.txt: is a file, not a folder")
+
+
+def test_classifier_and_sweep_outputs_are_checked_before_training(cli, trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    note = _a_file(tmp_path)
+    code, _, err = cli("classifier", "train", "fashion-mnist-mini", "-a", "item", "-o", note / "c.safetensors")
+    error_line(code, err, "notes.txt is a file, not a folder")
+    code, _, err = cli("sweep", trained["recipe"], "--out", note)
+    error_line(code, err, "--out", "is a file, not a folder")
+    assert not (tmp_path / "runs").exists()

@@ -145,7 +145,8 @@ def atomic_write(path: Path, write) -> None:
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int, padding: int = 2) -> Path:
-    """Write images ``(N, C, H, W)`` in [0, 1] as one PNG grid with ``nrow`` images per row."""
+    """Write images ``(N, C, H, W)`` in [0, 1] as one grid with ``nrow`` images per row (PNG, or the
+    type of the path's extension: :data:`toolkit.outputs.IMAGE_FORMATS`)."""
     from PIL import Image
     from torchvision.utils import make_grid
 
@@ -154,7 +155,10 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int, padding: int = 
     if arr.shape[2] == 1 or images.shape[1] == 1:
         arr = arr[:, :, 0]
     path = Path(path)
-    atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
+    from .outputs import IMAGE_FORMATS
+
+    fmt = IMAGE_FORMATS.get(path.suffix.lower(), "PNG")  # the type its extension says (PNG otherwise)
+    atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format=fmt))
     return path
 
 

@@ -55,18 +55,34 @@ def done(path: Path, what: str) -> None:
     typer.echo(f"wrote {path} ({what})")
 
 
+def image_output(output: Path, default: str) -> Path:
+    """``-o``: the image file to write (inside it when it is a folder), checked before any work."""
+    from ..outputs import IMAGE_FORMATS, output_file
+
+    return output_file(output, default, "-o", suffixes=IMAGE_FORMATS)
+
+
+def write_grid(images, output: Path, nrow: int) -> Path:
+    from ..images import save_grid
+    from ..outputs import writing
+
+    with writing(output):
+        return save_grid(images, output, nrow=nrow)
+
+
 @app.command("generate")
 def generate(
     checkpoint: Optional[Path] = typer.Option(None, "-c", "--checkpoint", help=CKPT_HELP),
     set_: list[str] = typer.Option([], "--set", help=VAR_HELP),
     n: int = typer.Option(0, "--n", min=0, max=4096, help="Images (default: 64, or 10 per class when no class is set)."),
-    output: Path = typer.Option(Path("generated.png"), "-o", "--output", help="PNG grid to write."),
+    output: Path = typer.Option(Path("generated.png"), "-o", "--output", help="Image grid to write (.png, .jpg, ...; in a folder: generated.png there)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the latent samples."),
     device: str = typer.Option("auto", "--device"),
 ):
     """Sample images with chosen characteristics (e.g. --set digit=7)."""
     import torch
 
+    output = image_output(output, "generated.png")
     model = open_model(checkpoint, device)
     values = model.spec.parse_assignments(set_)
     var = model.spec.class_variable()
@@ -80,9 +96,7 @@ def generate(
         n = n or 64
         images, nrow = model.generate(n, values, seed), max(1, int(math.ceil(math.sqrt(n))))
         what = ", ".join(set_) or "random"
-    from ..images import save_grid
-
-    done(save_grid(images, output, nrow=nrow), what)
+    done(write_grid(images, output, nrow=nrow), what)
 
 
 @app.command("translate")
@@ -102,10 +116,9 @@ def translate(
     """Edit real images by attribute: encode, set variables, decode."""
     import torch
 
-    from ..images import save_grid
-
     if not set_ and not sweep:
         raise ToolkitError("nothing to change: give --set NAME=VALUE or --sweep NAME")
+    output = image_output(output, "translated.png")
     model = open_model(checkpoint, device)
     values = model.spec.parse_assignments(set_)
     x = read_images(model, images)
@@ -119,7 +132,7 @@ def translate(
         columns = [model.translate(x, values, strength, keep_details)]
         what = "input | " + ", ".join(set_)
     grid = torch.stack([x] + columns, dim=1).flatten(0, 1)
-    done(save_grid(grid, output, nrow=len(columns) + 1), what)
+    done(write_grid(grid, output, nrow=len(columns) + 1), what)
 
 
 @app.command("interpolate")
@@ -134,10 +147,9 @@ def interpolate(
     """Decode a straight line between the codes of two images."""
     import torch
 
-    from ..images import save_grid
-
+    output = image_output(output, "interpolated.png")
     model = open_model(checkpoint, device)
     x = read_images(model, [image_a, image_b])
     line = model.interpolate(x[:1], x[1:], steps)
     grid = torch.cat([x[:1], line, x[1:]])
-    done(save_grid(grid, output, nrow=steps + 2), f"{image_a.name} -> {image_b.name}, {steps} steps")
+    done(write_grid(grid, output, nrow=steps + 2), f"{image_a.name} -> {image_b.name}, {steps} steps")

@@ -37,7 +37,9 @@ def sweep(
     from .train import _train
 
     base = resolve(load_recipe(recipe, set_), str(recipe))
-    out = out or Path("runs") / f"sweep-{base.name}"
+    from ..outputs import output_folder
+
+    out = output_folder(out or Path("runs") / f"sweep-{base.name}", "--out")
     reports: dict = {}
     for count in _ints(labels, "--labels"):
         for seed in _ints(seeds, "--seeds"):
