@@ -158,3 +158,23 @@ def test_evaluation_during_training_goes_to_the_metrics_log(tmp_path):
 
     if importlib.util.find_spec("tensorboard"):  # optional: pip install toolkit-gan[tensorboard]
         assert (tmp_path / "run" / "tensorboard").is_dir()
+
+
+def test_a_sweep_reuses_a_report_only_for_the_same_checkpoint_and_protocol(tmp_path):
+    import os
+
+    from toolkit.cli.sweep import _report_key, _reusable
+    from toolkit.recipe import EvalConfig
+
+    checkpoint = tmp_path / "step-000002.safetensors"
+    checkpoint.write_bytes(b"weights")
+    cfg = EvalConfig(samples_per_class=3)
+    report = tmp_path / "step-000002.eval.json"
+    report.write_text(json.dumps({"step": 2, "reuse_key": _report_key(checkpoint, cfg)}))
+    assert _reusable(report, _report_key(checkpoint, cfg))["step"] == 2
+    assert _reusable(report, _report_key(checkpoint, EvalConfig(samples_per_class=4))) is None  # another protocol
+    st = checkpoint.stat()
+    os.utime(checkpoint, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the checkpoint was written again
+    assert _reusable(report, _report_key(checkpoint, cfg)) is None
+    report.write_text(json.dumps({"step": 2}))  # a report from before reports carried their key
+    assert _reusable(report, _report_key(checkpoint, cfg)) is None

@@ -51,12 +51,13 @@ def sweep(
                 _train(r, folder, device or r.train.device, status == "partial", False)
             final = sw.final_checkpoint(folder, r.train.steps)
             cached = report_path(final)
-            if cached.is_file():
-                report = json.loads(cached.read_text())
-            else:
+            cfg = r.evaluate
+            key = _report_key(final, cfg)
+            report = _reusable(cached, key)
+            if report is None:  # none yet, or made from another checkpoint file, classifier or protocol
                 model = load_model(final, _device(device or r.train.device))
-                cfg = r.evaluate
                 report = evaluate(model, cfg.classifier_path(), cfg.samples_per_class, cfg.seed)
+                report["reuse_key"] = key
                 write_report(report, cached)
             report["seed"] = seed
             reports.setdefault(count, []).append(report)
@@ -69,3 +70,22 @@ def _device(name: str) -> str:
     from ..train import pick_device
 
     return str(pick_device(name))
+
+
+def _report_key(checkpoint: Path, cfg) -> dict:
+    """What a saved report was computed from: a report is reused only when all of it is unchanged."""
+    from ..classifier import classifier_hash
+
+    st = checkpoint.stat()
+    judge = cfg.classifier_path()
+    return {"checkpoint_size": st.st_size, "checkpoint_mtime_ns": st.st_mtime_ns,
+            "classifier_sha256": classifier_hash(judge) if judge is not None and judge.is_file() else None,
+            "samples_per_class": cfg.samples_per_class, "seed": cfg.seed}
+
+
+def _reusable(path: Path, key: dict):
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) and report.get("reuse_key") == key else None
