@@ -740,3 +740,25 @@ def test_classifier_and_sweep_outputs_are_checked_before_training(cli, trained, 
     code, _, err = cli("sweep", trained["recipe"], "--out", note)
     error_line(code, err, "--out", "is a file, not a folder")
     assert not (tmp_path / "runs").exists()
+
+
+# -- a run or checkpoint used where the plugin it needs is missing ----------------------------------
+def test_a_run_or_checkpoint_without_its_plugin_names_it(cli, tmp_path, monkeypatch):
+    from toolkit.testing import SyntheticPlugin, plugin_registered
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    with plugin_registered(SyntheticPlugin(), "synthetic"):
+        recipe = _synthetic_recipe(tmp_path / "recipe.yaml", steps=1)
+        code, _, err = cli("train", recipe, "--out", run)
+        assert code == 0, err
+    checkpoint = run / "checkpoints" / "step-000001.safetensors"
+    code, _, err = cli("train", "--resume", run, "--set", "train.steps=2")
+    error_line(code, err, f"cannot resume {run}: dataset 'synthetic' came from plugin 'synthetic' ((in-process)), "
+                          "which is not installed here or was skipped (see toolkit plugins)")
+    code, _, err = cli("evaluate", "-c", checkpoint, "--n", "1", "--device", "cpu")
+    training_error(code, err, str(checkpoint), "dataset 'synthetic' came from plugin 'synthetic'")  # after a note
+    code, _, err = cli("figures", "-c", checkpoint, "-o", tmp_path / "figures", "--device", "cpu")
+    error_line(code, err, "dataset 'synthetic' came from plugin 'synthetic'")
+    code, out, err = cli("generate", "--n", "1", "-c", checkpoint, "-o", tmp_path / "g.png", "--device", "cpu")
+    assert code == 0, err  # generating needs the network's plugin only

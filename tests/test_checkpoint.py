@@ -105,8 +105,20 @@ def test_missing_plugin_is_named(trained, tmp_path):
     meta["plugins"]["fancy"] = "toolkit-fancy 1.0"
     path = tmp_path / "fancy.safetensors"
     save_file({"x": torch.zeros(1)}, str(path), metadata={"toolkit": json.dumps(meta)})
-    with pytest.raises(CheckpointError, match=r"unknown network 'fancy64'.*toolkit-fancy 1.0"):
+    with pytest.raises(CheckpointError, match=r"network 'fancy64' is not registered here; the file was made with plugins: .*toolkit-fancy 1.0"):
+        load_model(path)  # a file from before checkpoints recorded which plugin provides what
+    meta["provides"] = {"network": {"fancy64": "fancy"}}
+    save_file({"x": torch.zeros(1)}, str(path), metadata={"toolkit": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match=r"network 'fancy64' came from plugin 'fancy' \(toolkit-fancy 1.0\), which "
+                                              r"is not installed here or was skipped \(see toolkit plugins\); install toolkit-fancy"):
         load_model(path)
+
+
+def test_checkpoints_record_which_plugin_provides_what(trained):
+    meta = read_meta(trained[1])
+    assert meta["provides"] == {"dataset": {"fashion-mnist-mini": "data"}, "network": {"paper28": "paper"},
+                                "loss": {"sup": "paper", "rec": "paper", "info": "paper", "adv": "paper"}}
+    assert meta["plugins"]["paper"].startswith("toolkit-gan ")
 
 
 def test_a_crash_while_writing_leaves_the_previous_checkpoint_intact(trained, tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from pydantic import ValidationError
 
-from .checkpoint import read_meta, read_tensors
+from .checkpoint import missing_plugin, read_meta, read_tensors
 from .errors import CheckpointError, ToolkitError
 from .latent import LatentSpec
 from .networks import Networks, build_networks
@@ -29,6 +29,18 @@ class Model:
     image_shape: tuple[int, int, int]
     step: int
     path: Path | None = None
+    meta: dict | None = None  # the checkpoint's metadata (plugins it was made with)
+
+    def load_data(self, split: str):
+        """The ``split`` of the dataset the model was trained on; a missing dataset plugin is named."""
+        from .plugins import registry
+        from .train import load_dataset
+
+        name = self.recipe.data.dataset
+        if name not in registry("dataset"):
+            where = f"{self.path}: " if self.path else ""
+            raise CheckpointError(where + missing_plugin(self.meta or {}, "dataset", name))
+        return load_dataset(self.recipe, split)
 
     @property
     def device(self) -> torch.device:
@@ -124,11 +136,14 @@ def load_model(path: str | Path, device: str = "cpu") -> Model:
                               f"{format_validation_error(exc, 'recipe', Recipe)}") from None
     except Exception as exc:
         raise CheckpointError(f"{path}: incomplete toolkit metadata: {exc}") from None
+    from .plugins import registry
+
+    if recipe.model.network not in registry("network"):
+        raise CheckpointError(f"{path}: {missing_plugin(meta, 'network', recipe.model.network)}")
     try:
         networks = build_networks(recipe.model.network, spec, image_shape, recipe.model.options)
     except ToolkitError as exc:
-        needed = ", ".join(f"{k} ({v})" for k, v in meta.get("plugins", {}).items())
-        raise CheckpointError(f"{path}: {exc} (the checkpoint was made with plugins: {needed})") from None
+        raise CheckpointError(f"{path}: {exc}") from exc
     tensors = read_tensors(path)
     expected = networks.state_dict()
     missing = sorted(set(expected) - set(tensors))
@@ -139,7 +154,7 @@ def load_model(path: str | Path, device: str = "cpu") -> Model:
         raise CheckpointError(f"{path}: weights do not match network '{recipe.model.network}': {detail}")
     networks.load_state_dict(tensors)
     networks.to(device).eval()
-    return Model(spec, networks, recipe, image_shape, int(meta.get("step", 0)), path)
+    return Model(spec, networks, recipe, image_shape, int(meta.get("step", 0)), path, meta)
 
 
 def newest_checkpoint(root: str | Path = "runs") -> Path:

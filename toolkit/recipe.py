@@ -363,3 +363,51 @@ def _dump(options) -> dict:
 
 def to_yaml(recipe: Recipe) -> str:
     return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
+
+
+def recipe_schema() -> dict:
+    """The JSON schema of recipes, with every registered plugin's options.
+
+    ``data.options``, ``model.options`` and ``losses.NAME.options`` follow the options model of
+    the dataset, network and loss term the recipe names (JSON Schema ``if``/``then``), and the
+    names themselves are limited to those registered, so an editor checks a whole recipe.
+    """
+    from pydantic.json_schema import models_json_schema
+
+    from .plugins import registry
+
+    kinds = {"dataset": registry("dataset").entries(), "network": registry("network").entries(),
+             "loss": registry("loss").entries()}
+    models, seen = [(Recipe, "validation")], {Recipe}
+    for entries in kinds.values():
+        for entry in entries:
+            if entry.options is not None and entry.options not in seen:
+                seen.add(entry.options)
+                models.append((entry.options, "validation"))
+    refs, top = models_json_schema(models, ref_template="#/$defs/{model}")
+    defs = top["$defs"]
+
+    def definition(ref: dict) -> dict:
+        return defs[ref["$ref"].split("/")[-1]]
+
+    def options_ref(entry) -> dict:
+        if entry.options is None:
+            return {"type": "object", "maxProperties": 0, "description": f"{entry.kind} '{entry.name}' takes no options"}
+        return {**refs[(entry.options, "validation")], "description": entry.description or f"options of {entry.kind} '{entry.name}'"}
+
+    root = dict(definition(refs[(Recipe, "validation")]))
+    props = root["properties"]
+    for section, key, kind in (("data", "dataset", "dataset"), ("model", "network", "network")):
+        target = definition(props[section])
+        names = [e.name for e in kinds[kind]]
+        target["properties"][key] = {**target["properties"][key], "enum": names}
+        target["allOf"] = [{"if": {"properties": {key: {"const": e.name}}, "required": [key]},
+                            "then": {"properties": {"options": options_ref(e)}}} for e in kinds[kind]]
+    losses = props["losses"]
+    loss_config = losses.get("additionalProperties", {})
+    losses["propertyNames"] = {"enum": [e.name for e in kinds["loss"]]}
+    losses["properties"] = {e.name: {"allOf": [loss_config, {"properties": {"options": options_ref(e)}}],
+                                     "description": e.description} for e in kinds["loss"]}
+    root["$defs"] = defs
+    root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return root

@@ -75,11 +75,10 @@ def figures(
     """The paper's figures: generation grid, translations, interpolations, continuous sweeps."""
     from ..figures import make_figures
     from ..outputs import output_folder, writing
-    from ..train import load_dataset
 
     output = output_folder(output, "-o")
     model = open_model(checkpoint, device)
-    test = load_dataset(model.recipe, "test")
+    test = model.load_data("test")
     with writing(output):
         paths = make_figures(model, test, output, seed)
     for path in paths:

@@ -56,7 +56,8 @@ def validate(recipe: list[Path] = typer.Argument(..., help="Recipe YAML files.")
 
 @recipe_app.command("schema")
 def schema():
-    """Print the JSON schema of recipes (for editors and validators)."""
-    from ..recipe import Recipe
+    """Print the JSON schema of recipes, with the options of every installed dataset, network and
+    loss term (for editors and validators)."""
+    from ..recipe import recipe_schema
 
-    typer.echo(json.dumps(Recipe.model_json_schema(), indent=2))
+    typer.echo(json.dumps(recipe_schema(), indent=2))
