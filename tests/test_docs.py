@@ -58,14 +58,16 @@ def _mentions(text: str):
         yield match.group(1).split()
 
 
-def _check(root, words, where):
-    import click
+def _group(node) -> bool:
+    return isinstance(getattr(node, "commands", None), dict)
 
+
+def _check(root, words, where):
     first = words[0]
     if first not in root.commands:
         return f"{where}: 'toolkit {first}' is no command (commands: {', '.join(sorted(root.commands))})"
     node = root.commands[first]
-    if isinstance(node, click.Group) and len(words) > 1 and not words[1].startswith("-"):
+    if _group(node) and len(words) > 1 and not words[1].startswith("-"):
         if words[1] not in node.commands and words[1] not in ("-", ""):
             return f"{where}: 'toolkit {first} {words[1]}' is no command (has: {', '.join(sorted(node.commands))})"
     return None
@@ -88,8 +90,6 @@ def test_every_command_the_docs_name_exists():
 
 
 def test_every_command_the_help_texts_name_exists():
-    import click
-
     root = _command_tree()
     problems = []
 
@@ -97,7 +97,7 @@ def test_every_command_the_help_texts_name_exists():
         yield " ".join(trail), node.help or ""
         for param in node.params:
             yield " ".join(trail) + f" {param.name}", getattr(param, "help", None) or ""
-        if isinstance(node, click.Group):
+        if _group(node):
             for name, child in node.commands.items():
                 yield from texts(child, [*trail, name])
 
@@ -113,8 +113,8 @@ def test_every_command_the_help_texts_name_exists():
 
 def test_the_checks_catch_a_missing_command():
     root = _command_tree()
-    assert "no command" in _check(root, ["recipe", "describe"], "x")
-    assert "no command" in _check(root, ["describe"], "x")
+    assert "no command" in (_check(root, ["recipe", "describe"], "x") or "")
+    assert "no command" in (_check(root, ["describe"], "x") or "")
     assert _check(root, ["plugins", "show"], "x") is None and _check(root, ["train"], "x") is None
 
 
