@@ -218,3 +218,55 @@ def test_plugins_show_describes_an_entry_and_its_options():
     assert result.exit_code == 0 and "(required)" in result.output and ">= 8, <= 512" in result.output
     result = runner.invoke(toolkit.cli.app, ["plugins"])
     assert result.exit_code == 0 and "your own images: a folder" in result.output  # descriptions are shown
+
+
+@pytest.fixture(scope="module")
+def raising_site(tmp_path_factory):
+    site = tmp_path_factory.mktemp("raising")
+    (site / "raiseplug.py").write_text(textwrap.dedent('''
+        from toolkit.hookspecs import hookimpl
+
+        @hookimpl
+        def register_commands(cli):
+            @cli.command("crash")
+            def crash(n: int = 1):
+                return [][n]
+    '''))
+    dist = site / "toolkit_raise-2.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: toolkit-raise\nVersion: 2.0\n")
+    (dist / "entry_points.txt").write_text("[toolkit]\nraiser = raiseplug\n")
+    return site
+
+
+def test_a_plugin_command_that_raises_is_one_line_naming_it(raising_site):
+    done = toolkit(raising_site, "crash", "--n", "3")
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.strip() == ("error: command 'crash' (plugin 'raiser' (toolkit-raise 2.0)) failed: "
+                                   "IndexError: list index out of range")
+    done = toolkit(raising_site, "--debug", "crash")
+    assert "Traceback" in done.stderr and "IndexError" in done.stderr
+    done = toolkit(raising_site, "crash", "--help")
+    assert done.returncode == 0 and "--n" in done.stdout  # the options survive the wrapping
+
+
+def test_a_dataset_input_crop_that_fails_names_its_plugin(register_plugin):
+    from tiny import tiny_recipe
+    from toolkit.cli.images import input_crop
+    from toolkit.errors import PluginError
+
+    def bad_crop(options, width, height):
+        return (0, 0, width)  # three numbers
+
+    @hookimpl
+    def register_datasets(register):
+        register("cropper", "toolkit.testing:load_synthetic", input_crop=bad_crop)
+        register("raiser", "toolkit.testing:load_synthetic", input_crop=lambda o, w, h: 1 / 0)
+
+    register_plugin(SimpleNamespace(register_datasets=register_datasets), "crops")
+    recipe = tiny_recipe()
+    for name, message in (("cropper", "returned 3 numbers"), ("raiser", "ZeroDivisionError")):
+        recipe.data.dataset, recipe.data.options = name, {}
+        crop = input_crop(recipe)
+        with pytest.raises(PluginError, match=rf"dataset '{name}' \(plugin 'crops', \(in-process\)\) input_crop failed: .*{message}"):
+            crop(40, 30)

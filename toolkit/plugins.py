@@ -227,8 +227,31 @@ class Plugins:
                         continue
                     owners[name] = info.where()
                     info.commands.append(name)
+                    if getattr(item, "callback", None) is not None:
+                        item.callback = _guarded(item.callback, f"command '{name}' ({info.where()})")
                     kept.append(item)
                 getattr(cli, attr)[:] = kept
+
+
+def _guarded(callback, origin: str):
+    """A plugin command whose unexpected exceptions are one line naming it (traceback with --debug)."""
+    import functools
+
+    from .errors import PluginError, ToolkitError
+
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        try:
+            return callback(*args, **kwargs)
+        except ToolkitError:
+            raise
+        except Exception as exc:
+            if type(exc).__module__.split(".")[0] in ("typer", "click"):  # Exit, Abort, usage errors
+                raise
+            lines = str(exc).strip().splitlines()
+            raise PluginError(f"{origin} failed: {type(exc).__name__}: {lines[0] if lines else ''}") from exc
+
+    return run
 
 
 def _command_name(item) -> str:

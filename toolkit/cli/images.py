@@ -38,8 +38,6 @@ def read_images(model, paths: list[Path]):
 def input_crop(recipe):
     """The training data's own framing of input images, when its dataset plugin declares one
     (``register(..., input_crop="module:function")``, called as ``function(options, width, height)``)."""
-    import functools
-
     from ..plugins import registry
 
     if recipe.data.dataset not in registry("dataset"):
@@ -48,7 +46,22 @@ def input_crop(recipe):
     crop = entry.resolve_extra("input_crop")
     if crop is None:
         return None
-    return functools.partial(crop, entry.parse_options(recipe.data.options, "data.options"))
+    options = entry.parse_options(recipe.data.options, "data.options")
+
+    def framed(width: int, height: int):
+        from ..errors import PluginError
+
+        try:
+            box = tuple(crop(options, width, height))
+            if len(box) != 4:
+                raise ValueError(f"returned {len(box)} numbers, expected (left, top, right, bottom)")
+            return box
+        except ToolkitError:
+            raise
+        except Exception as exc:  # inside the plugin: one line naming it (traceback with --debug)
+            raise PluginError(f"{entry.origin()} input_crop failed: {type(exc).__name__}: {exc}") from exc
+
+    return framed
 
 
 def done(path: Path, what: str) -> None:
