@@ -162,6 +162,12 @@ def _rgb(size=(40, 30)):
     return Image.fromarray((np.random.default_rng(0).random((size[1], size[0], 3)) * 255).astype(np.uint8))
 
 
+def _phone_jpeg(path, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    _rgb((40, 30)).save(path, format="JPEG", exif=exif)
+
+
 def _truncated(path):
     buffer = io.BytesIO()
     _rgb((64, 64)).save(buffer, format="PNG")
@@ -182,6 +188,8 @@ IMAGES = {
     "decompression-bomb-far-over": (lambda p: _rgb((100, 100)).save(p), ["image too large", "refused"]),
     "a-directory": (lambda p: p.mkdir(), ["is a folder, expected an image file"]),
     "missing-file": (None, ["no such file"]),
+    "phone-jpeg-with-exif-orientation": (lambda p: _phone_jpeg(p, 6), None),
+    "exif-orientation-out-of-range": (lambda p: _phone_jpeg(p, 42), None),
 }
 
 
@@ -418,6 +426,17 @@ FOLDERS = {
     "csv-too-many-cells": (_images, "file,kind\nimg0.png,a,extra\n", KIND, ["line 2: 3 cells but the header has 2"]),
     "label-not-in-csv": (_images, "file,colour\nimg0.png,a\nimg1.png,b\n", KIND,
                          ["latent.variables.kind.label", "no attribute 'kind'", "colour"]),
+    "only-hidden-files": (lambda f: (f.mkdir(), (f / "._img0.png").write_bytes(b"\x00\x05\x16\x07"),
+                                     (f / ".DS_Store").write_bytes(b"Bud1")), None, None,
+                          ["no images found under", "hidden files are skipped"]),
+    "csv-names-a-hidden-file": (lambda f: (_images(f), (f / "._img0.png").write_bytes(b"\x00\x05\x16\x07")),
+                                "file,kind\nimg0.png,a\n._img0.png,b\n", KIND,
+                                ["line 3: file '._img0.png' is a hidden file or in a hidden folder"]),
+    "csv-name-fits-several-images": (lambda f: (_images(f), Image.new("L", (28, 28)).save(f / "img0.jpg")),
+                                     "file,kind\nimg0,a\nimg1.png,b\n", KIND,
+                                     ["line 2: file 'img0' fits several images (without its extension): img0.jpg, img0.png"]),
+    "csv-one-class-only": (_images, "file,kind\nimg0.png,a\nimg1.png,a\n", KIND,
+                           ["latent.variables.kind: attribute 'kind' has 1 class (a)"]),
 }
 
 
@@ -762,3 +781,33 @@ def test_a_run_or_checkpoint_without_its_plugin_names_it(cli, tmp_path, monkeypa
     error_line(code, err, "dataset 'synthetic' came from plugin 'synthetic'")
     code, out, err = cli("generate", "--n", "1", "-c", checkpoint, "-o", tmp_path / "g.png", "--device", "cpu")
     assert code == 0, err  # generating needs the network's plugin only
+
+
+# -- real folders and spreadsheet labels that must just work ---------------------------------------
+def test_a_folder_from_a_mac_share_and_pandas_labels_train(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "images"
+    for i in range(20):
+        (folder / ("sub" if i % 2 else "")).mkdir(parents=True, exist_ok=True)
+        Image.new("L", (28, 28), 10 * i).save(folder / ("sub" if i % 2 else "") / f"img{i:02d}.png")
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(64))
+    (folder / "._img00.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    (folder / "__MACOSX").mkdir()
+    (folder / "__MACOSX" / "._img02.png").write_bytes(b"\x00\x05\x16\x07")
+    rows = "".join(f",.\\{'sub' + chr(92) if i % 2 else ''}IMG{i:02d}.PNG,{float(i % 10 + 1)}\n" for i in range(18))
+    (tmp_path / "labels.csv").write_text(",file,label\n" + rows + ",img18.png,\n,sub/img19.png,NaN\n")
+    data = copy.deepcopy(TINY)
+    data["data"] = {"dataset": "image-folder", "labels": 10, "labeled_ramp": 2,
+                    "options": {"folder": str(folder), "labels_csv": str(tmp_path / "labels.csv"), "test_fraction": 0}}
+    data["latent"]["variables"] = {"label": {"kind": "categorical", "label": "label"}}
+    data["train"].update(steps=1, checkpoint_every=1, sample_every=1, log_every=1)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(data))
+    code, out, err = cli("train", recipe, "--out", tmp_path / "run")
+    assert code == 0 and "Traceback" not in err, err
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-000001.safetensors"
+    assert load_model(checkpoint).spec["label"].classes == [f"{float(k)}" for k in range(1, 11)]
+    code, out, err = cli("generate", "--set", "label=1", "--n", "2", "-c", checkpoint, "-o", tmp_path / "ones.png")
+    assert code == 0, err
+    code, _, err = cli("generate", "--set", "label=0", "-c", checkpoint, "-o", tmp_path / "zero.png")
+    error_line(code, err, "'0' is not a class of 'label'", "never as a position")
