@@ -2,6 +2,7 @@
 
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -63,6 +64,22 @@ def test_newest_checkpoint(trained, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(CheckpointError, match="no checkpoint found"):
         newest_checkpoint()
+
+
+def test_newest_checkpoint_skips_hidden_files(tmp_path, monkeypatch):
+    import os
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "runs" / "a" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "step-000002.safetensors").write_bytes(b"good")
+    time.sleep(0.01)
+    for hidden in ("._step-000002.safetensors", ".step-000004.safetensors.x1y2.safetensors"):  # AppleDouble; half-written
+        (folder / hidden).write_bytes(b"junk")
+    (tmp_path / "runs" / ".Trash" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "runs" / ".Trash" / "checkpoints" / "step-9.safetensors").write_bytes(b"old")
+    assert newest_checkpoint() == Path("runs") / "a" / "checkpoints" / "step-000002.safetensors"
 
 
 @pytest.mark.parametrize("case", ["truncated", "pickle", "no-metadata", "garbage-json", "missing"])

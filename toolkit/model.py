@@ -159,7 +159,9 @@ def load_model(path: str | Path, device: str = "cpu") -> Model:
 
 def newest_checkpoint(root: str | Path = "runs") -> Path:
     """The most recently written checkpoint under ``root``."""
-    found = [p for p in Path(root).glob("**/checkpoints/*.safetensors") if p.is_file()]
+    # hidden names are skipped: macOS's AppleDouble "._step-...", the toolkit's own half-written ".step-..." files
+    found = [p for p in Path(root).glob("**/checkpoints/*.safetensors")
+             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)]
     if not found:
         raise CheckpointError(f"no checkpoint found under ./{root}; train one first or pass -c CKPT")
     return max(found, key=lambda p: p.stat().st_mtime)
