@@ -811,3 +811,19 @@ def test_a_folder_from_a_mac_share_and_pandas_labels_train(cli, tmp_path, monkey
     assert code == 0, err
     code, _, err = cli("generate", "--set", "label=0", "-c", checkpoint, "-o", tmp_path / "zero.png")
     error_line(code, err, "'0' is not a class of 'label'", "never as a position")
+
+
+def test_train_out_that_cannot_be_written(cli, trained, tmp_path):
+    note = tmp_path / "notes.txt"
+    note.write_text("my notes\n")
+    code, _, err = cli("train", trained["recipe"], "--out", note / "run")
+    error_line(code, err, "--out", "notes.txt is a file, not a folder")
+
+
+def test_an_os_error_anywhere_is_one_line(cli, trained, tmp_path, monkeypatch):
+    def full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "run" / "recipe.yaml"))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    code, _, err = cli("train", trained["recipe"], "--out", tmp_path / "run")
+    training_error(code, err, f"{tmp_path / 'run' / 'recipe.yaml'}: No space left on device")

@@ -92,8 +92,11 @@ def _name_missing_plugins(recipe, resume_file: Path) -> None:
 
 
 def check_free(run_dir: Path) -> None:
-    """A new run may not write into a folder that holds another run."""
+    """A new run may not write into a folder that holds another run (or that cannot be written)."""
+    from ..outputs import output_folder
     from ..train import RESUME_FILE
+
+    output_folder(run_dir, "--out")
 
     held = [name for name in (RESUME_FILE, "recipe.yaml", "metrics.jsonl", "checkpoints") if (run_dir / name).exists()]
     if held:
