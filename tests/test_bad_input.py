@@ -827,3 +827,26 @@ def test_an_os_error_anywhere_is_one_line(cli, trained, tmp_path, monkeypatch):
     monkeypatch.setattr(Path, "write_text", full)
     code, _, err = cli("train", trained["recipe"], "--out", tmp_path / "run")
     training_error(code, err, f"{tmp_path / 'run' / 'recipe.yaml'}: No space left on device")
+
+
+def _wide_encoder(spec, image_shape, options=None):
+    import torch.nn as nn
+
+    from toolkit.testing import linear_networks
+
+    nets = linear_networks(spec, image_shape)
+    nets.encoder = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, spec.dim + 2))
+    return nets
+
+
+def test_a_network_that_returns_wrong_shapes_is_named_before_training(cli, register_plugin, tmp_path, monkeypatch):
+    from toolkit.testing import SyntheticPlugin
+
+    monkeypatch.chdir(tmp_path)
+    register_plugin(SyntheticPlugin(), "synthetic")
+    register_plugin(_network_plugin("wide", _wide_encoder), "broken")
+    recipe = _synthetic_recipe(tmp_path / "recipe.yaml", network="wide")
+    for args in (["train", recipe, "--out", tmp_path / "run"], ["recipe", "validate", recipe]):
+        code, _, err = cli(*args)
+        error_line(code, err, "network 'wide' (plugin 'broken', (in-process)): E(x) has shape (2, 9), expected (2, 7)")
+    assert not (tmp_path / "run").exists()

@@ -8,7 +8,9 @@ checks, in one place, before any run folder is made or batch memory taken:
   be labeled); more labels than labeled images; a supervised attribute without any label or with
   fewer than 2 classes;
 - :func:`network_problems` (needs the built networks): BatchNorm layers with a batch of 1
-  (normalising one sample gives zeros, and PyTorch refuses it in training);
+  (normalising one sample gives zeros, and PyTorch refuses it in training); and
+  :func:`check_networks` runs one forward pass of two images to check the shapes G, E and D
+  return (a plugin that gets them wrong is named);
 - the recipe's own rules live in its pydantic models (:mod:`toolkit.recipe`).
 
 Each problem is one sentence naming the recipe key and what would work; a :class:`RecipeError`
@@ -67,6 +69,33 @@ def network_problems(recipe, networks, world_size: int = 1) -> list[str]:
     return []
 
 
+def _probe(networks, spec, image_shape) -> list[str]:
+    """One forward pass of two images in eval mode (no gradients, no random numbers drawn, no
+    statistics updated): the shapes the trainer relies on, G(z) ``(B, C, H, W)``, E(x)
+    ``(B, spec.dim)``, D(x, z) ``(B, 1)``."""
+    import torch
+
+    modes = {m: m.training for m in networks.modules()}
+    device = next(iter(networks.parameters()), torch.zeros(())).device
+    try:
+        with torch.random.fork_rng(devices=[]), torch.no_grad():
+            networks.eval()
+            z = torch.zeros(2, spec.dim, device=device)
+            x = networks.generator(z)
+            if tuple(x.shape) != (2, *image_shape):
+                return [f"G(z) has shape {tuple(x.shape)}, expected {(2, *image_shape)} (images of the data set)"]
+            raw = networks.encoder(torch.zeros(2, *image_shape, device=device))
+            if tuple(raw.shape) != (2, spec.dim):
+                return [f"E(x) has shape {tuple(raw.shape)}, expected {(2, spec.dim)} (the latent spec's {spec.dim} numbers)"]
+            logits = networks.discriminator(x, z)
+            if tuple(logits.shape) != (2, 1):
+                return [f"D(x, z) has shape {tuple(logits.shape)}, expected (2, 1)"]
+    finally:
+        for m, training in modes.items():
+            m.training = training
+    return []
+
+
 def refuse(problems: list[str], source: str = "") -> None:
     """Raise one :class:`RecipeError` line for ``problems`` (nothing when there are none)."""
     if problems:
@@ -78,8 +107,31 @@ def check_data(recipe, data, spec, source: str = "") -> None:
     refuse(data_problems(recipe, data, spec), source)
 
 
-def check_networks(recipe, networks, world_size: int = 1, source: str = "") -> None:
-    refuse(network_problems(recipe, networks, world_size), source)
+def check_networks(recipe, networks, world_size: int = 1, source: str = "", spec=None, image_shape=None) -> None:
+    """Refuse what the networks cannot run; a shape they get wrong names the network and its plugin."""
+    from .errors import PluginError, ToolkitError
+    from .plugins import registry
+
+    def origin() -> str:
+        try:
+            return registry("network").get(recipe.model.network).origin()
+        except ToolkitError:
+            return f"network '{recipe.model.network}'"
+
+    problems = network_problems(recipe, networks, world_size)
+    refuse(problems, source)
+    if spec is None:
+        return
+    try:
+        wrong = _probe(networks, spec, tuple(image_shape))
+    except ToolkitError:
+        raise
+    except Exception as exc:
+        lines = str(exc).strip().splitlines()
+        raise PluginError(f"{origin()} failed a forward pass of 2 images: {type(exc).__name__}: "
+                          f"{lines[0] if lines else ''}") from exc
+    if wrong:
+        raise PluginError(f"{origin()}: {wrong[0]}")
 
 
 def check_runnable(recipe, source: str = "") -> dict:
@@ -101,7 +153,7 @@ def check_runnable(recipe, source: str = "") -> dict:
         seed = recipe.data.label_seed if recipe.data.label_seed is not None else recipe.seed
         select_labels(data, supervised, recipe.data.labels, seed)
         networks = build_networks(recipe.model.network, spec, data.shape, recipe.model.options)
-        check_networks(recipe, networks)
+        check_networks(recipe, networks, spec=spec, image_shape=data.shape)
     except RecipeError as exc:
         if source and not str(exc).startswith(source):
             raise RecipeError(f"{source}: {exc}") from None

@@ -152,7 +152,7 @@ class Trainer:
         self.layout = speed.memory_format(fast.channels_last)
         self.images = train.images.to(self.device)  # the whole (uint8) data set lives on the device
         self.networks = build_networks(recipe.model.network, self.spec, self.image_shape, recipe.model.options)
-        checks.check_networks(recipe, self.networks, world.size)
+        checks.check_networks(recipe, self.networks, world.size, spec=self.spec, image_shape=self.image_shape)
         if world.distributed:
             distributed.global_batchnorm(self.networks)
         self.networks.to(self.device, memory_format=self.layout)
