@@ -25,11 +25,13 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
 
+    from toolkit.data import load_dataset
     from toolkit.evaluate import evaluate
     from toolkit.figures import make_figures
     from toolkit.model import Model
-    from toolkit.recipe import load_recipe, resolve
-    from toolkit.train import Trainer, load_dataset
+    from toolkit.plugins import resolve
+    from toolkit.recipe import load_recipe
+    from toolkit.train import Trainer
 
     recipe = resolve(load_recipe(args.run / "recipe.yaml"))
     if not recipe.train.ema:

@@ -52,9 +52,9 @@ def main(argv=None) -> int:
     parser.add_argument("--test", type=int, help="held-out images (default: all)")
     args = parser.parse_args(argv)
 
+    from toolkit.data import load_dataset
     from toolkit.errors import ToolkitError
     from toolkit.model import load_model
-    from toolkit.train import load_dataset
 
     try:
         model = load_model(args.checkpoint)

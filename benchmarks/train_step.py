@@ -32,8 +32,8 @@ if str(HERE) not in sys.path:  # baseline_loop sits next to this file
 import baseline_loop
 import torch
 
+from toolkit.distributed import pick_device
 from toolkit.errors import ToolkitError
-from toolkit.train import pick_device
 
 # speed presets (train.speed in a recipe); "a+b" merges presets
 SPEED_PRESETS = {
@@ -100,7 +100,8 @@ class ToolkitRunner:
     """``Trainer.train_step`` as ``Trainer.run`` calls it (losses read back once per timed block)."""
 
     def __init__(self, family, batch_size, images, width, device, run_dir, config: str = "default"):
-        from toolkit.recipe import parse_recipe, resolve
+        from toolkit.plugins import resolve
+        from toolkit.recipe import parse_recipe
         from toolkit.train import Trainer
 
         self.name = f"toolkit {config}"

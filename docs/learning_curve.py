@@ -14,16 +14,18 @@ import argparse
 import json
 from pathlib import Path
 
+from toolkit.rundir import RunDir
+
 
 def points(run: Path) -> dict[int, dict]:
     found: dict[int, dict] = {}
-    metrics = run / "metrics.jsonl"
-    if metrics.is_file():
-        for line in metrics.read_text().splitlines():
+    folder = RunDir(run)
+    if folder.metrics.is_file():
+        for line in folder.metrics.read_text().splitlines():
             record = json.loads(line)
             if "generator_error" in record or "encoder_accuracy" in record:
                 found.setdefault(record["step"], {}).update(record)
-    for path in sorted((run / "checkpoints").glob("*.eval.json")):
+    for path in folder.reports():
         report = json.loads(path.read_text())
         entry = found.setdefault(report["step"], {})
         entry["encoder_accuracy"] = report["encoder_accuracy"]

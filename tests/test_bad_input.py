@@ -24,13 +24,14 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from tiny import TINY, tiny_recipe, tiny_yaml
 
 import toolkit.cli
 import toolkit.errors
-from tiny import TINY, tiny_recipe, tiny_yaml
 from toolkit.checkpoint import read_meta
 from toolkit.model import load_model
-from toolkit.train import RESUME_FILE, Trainer
+from toolkit.rundir import RESUME_FILE
+from toolkit.train import Trainer
 
 
 # -- running the CLI in-process --------------------------------------------------------------
@@ -222,8 +223,8 @@ def test_images(cli, trained, tmp_path, monkeypatch, command, case):
 def _other_width(trained, path):
     from safetensors.torch import save_file
 
-    from toolkit.networks import build_networks
     from toolkit.latent import LatentSpec
+    from toolkit.networks import build_networks
 
     meta = read_meta(trained["checkpoint"])
     options = dict(meta["recipe"]["model"]["options"], width=0.25)

@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from tiny import tiny_recipe
+
 from toolkit.checkpoint import read_meta
 from toolkit.errors import CheckpointError
-from toolkit.model import load_model, newest_checkpoint
+from toolkit.model import load_model
+from toolkit.rundir import newest_checkpoint
 from toolkit.train import Trainer
 
 
@@ -67,7 +68,6 @@ def test_newest_checkpoint(trained, tmp_path, monkeypatch):
 
 
 def test_newest_checkpoint_skips_hidden_files(tmp_path, monkeypatch):
-    import os
     import time
 
     monkeypatch.chdir(tmp_path)
@@ -122,7 +122,8 @@ def test_missing_plugin_is_named(trained, tmp_path):
     meta["plugins"]["fancy"] = "toolkit-fancy 1.0"
     path = tmp_path / "fancy.safetensors"
     save_file({"x": torch.zeros(1)}, str(path), metadata={"toolkit": json.dumps(meta)})
-    with pytest.raises(CheckpointError, match=r"network 'fancy64' is not registered here; the file was made with plugins: .*toolkit-fancy 1.0"):
+    with pytest.raises(CheckpointError,
+                       match=r"network 'fancy64' is not registered here; the file was made with plugins: .*toolkit-fancy 1.0"):
         load_model(path)  # a file from before checkpoints recorded which plugin provides what
     meta["provides"] = {"network": {"fancy64": "fancy"}}
     save_file({"x": torch.zeros(1)}, str(path), metadata={"toolkit": json.dumps(meta)})

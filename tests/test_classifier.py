@@ -10,13 +10,20 @@ import torch
 
 from toolkit.checkpoint import write_safetensors
 from toolkit.classifier import (
-    classifier_hash, data_hash, load_classifier, predict, read_classifier_meta, save_classifier, shift, train_classifier,
+    classifier_hash,
+    data_hash,
+    load_classifier,
+    predict,
+    read_classifier_meta,
+    save_classifier,
+    shift,
+    train_classifier,
 )
 from toolkit.errors import CheckpointError, ToolkitError
 from toolkit.plugins import registry
 
 # 600 images, 2 epochs of batches of 32, width 0.25: seeds 0-3 gave 57-68% on the 1,000 test images
-TINY = dict(network_options={"width": 0.25}, epochs=2, batch_size=32, lr=3e-3, limit=600, seed=0)
+TINY = dict(network_options={"width": 0.25}, epochs=2, batch_size=32, lr=3e-3, limit=600, seed=0, reject=False)
 CLI_TINY = ["--network-option", "width=0.25", "--epochs", "1", "--batch-size", "32", "--limit", "300"]
 
 
@@ -157,3 +164,50 @@ def test_cli_unknown_attribute_prints_one_line_and_exits_1(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == "error: the dataset has no attribute 'colour': available: item"
     assert "Traceback" not in done.stderr and not list(tmp_path.iterdir())
+
+
+def test_trained_judge_has_a_no_class_output_that_round_trips(tmp_path):
+    module, meta = train_classifier("fashion-mnist-mini", {}, "item", **{**TINY, "limit": 64, "epochs": 1, "reject": True})
+    path = save_classifier(tmp_path / "judge.safetensors", module, meta)
+    assert meta["reject"] is True and module.reject_index == 10
+    assert module(torch.rand(2, 1, 28, 28)).shape == (2, 11)
+    loaded, _ = load_classifier(path)
+    assert loaded.reject_index == 10
+    x = torch.rand(5, 1, 28, 28)
+    assert torch.equal(predict(loaded, x), predict(module, x))
+
+
+def test_predict_reports_the_no_class_output_as_minus_one():
+    class AlwaysLast(torch.nn.Module):
+        reject_index = 3
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x):
+            return torch.tensor([0.0, 1.0, 2.0, 3.0]).expand(len(x), 4) + self.w
+
+    assert predict(AlwaysLast(), torch.rand(3, 1, 4, 4)).tolist() == [-1, -1, -1]
+
+
+def test_negatives_are_blobs_noise_and_ghosts_of_two_classes():
+    from toolkit.classifier import negatives
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.zeros(8, 1, 28, 28)
+    x[:4, :, 4:24, 13:15] = 1.0  # class 0: a thin upright bar
+    x[4:, :, 13:15, 4:24] = 1.0  # class 1: a thin lying bar
+    y = torch.tensor([0, 0, 0, 0, 1, 1, 1, 1])
+    fakes = negatives(x, y, 9, g)
+    assert fakes.shape == (9, 1, 28, 28) and fakes.min() >= 0 and fakes.max() <= 1
+    blobs = fakes[:3]
+    assert (blobs.amax(dim=(1, 2, 3)) < 0.9).all(), "a heavy blur leaves no sharp full-intensity bar"
+    assert fakes[3:6].std() > 0.05, "noise"
+    assert negatives(x, y, 0, g).shape == (0, 1, 28, 28)
+
+
+def test_without_reject_the_classifier_has_one_output_per_class(trained):
+    module, meta, _ = trained
+    assert meta["reject"] is False and not hasattr(module, "reject_index")
+    assert module(torch.rand(2, 1, 28, 28)).shape == (2, 10)

@@ -216,7 +216,8 @@ def test_the_real_subset(tmp_path):
 
 
 def test_training_on_32x32_colour_data_with_derived_attributes(tmp_path):
-    from toolkit.recipe import parse_recipe, resolve
+    from toolkit.plugins import resolve
+    from toolkit.recipe import parse_recipe
     from toolkit.train import Trainer
 
     root = fake_celeba(tmp_path / "celeba", n=40)
@@ -274,7 +275,7 @@ def test_a_classifier_learns_a_recipe_derived_attribute(tmp_path):
 
 def test_translate_frames_input_faces_as_training_did():
     """The celeba plugin declares its crop, so a user's photo is cut as the training images were."""
-    from toolkit.cli.images import input_crop
+    from toolkit.model import input_crop
     from toolkit.recipe import load_recipe
 
     recipe = load_recipe(Path(__file__).resolve().parent.parent / "recipes" / "celeba-cpu.yaml")

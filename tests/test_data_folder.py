@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from toolkit_data.folder import load
-from toolkit_data.options import FolderOptions
 
 from toolkit.errors import ToolkitError
+from toolkit_data.folder import load
+from toolkit_data.options import FolderOptions
 
 
 def _png(path: Path, size=(10, 10), mode="RGB", value=128) -> Path:
@@ -149,7 +149,8 @@ def test_through_the_registry(tmp_path):
     folder = _folder(tmp_path, n=4)
     labels = _csv(tmp_path / "l.csv", "file,kind\nimg1.png,b\nimg2.png,a\n")
     entry = registry("dataset").get("image-folder")
-    data = entry.build(options={"folder": str(folder), "labels_csv": str(labels), "test_fraction": 0, "channels": 3, "image_size": 12}, split="train")
+    options = {"folder": str(folder), "labels_csv": str(labels), "test_fraction": 0, "channels": 3, "image_size": 12}
+    data = entry.build(options=options, split="train")
     assert tuple(data.images.shape) == (4, 3, 12, 12)
     assert data.labels["kind"].tolist() == [-1, 1, 0, -1]
     with pytest.raises(ToolkitError, match="bogus"):

@@ -65,8 +65,10 @@ def test_without_scipy_the_error_says_what_to_install(tmp_path, monkeypatch):
 
 
 def test_the_svhn_recipe_trains_on_tiny_files(tmp_path):
-    from toolkit.recipe import load_recipe, resolve
-    from toolkit.train import build_spec, load_dataset
+    from toolkit.data import load_dataset
+    from toolkit.latent import build_spec
+    from toolkit.plugins import resolve
+    from toolkit.recipe import load_recipe
 
     write_svhn(tmp_path, "train", list(range(1, 11)) * 2)
     recipe = resolve(load_recipe("recipes/svhn.yaml", [f"data.options.root={tmp_path}", "data.options.download=false"]))

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 import torch.multiprocessing as mp
-
 from tiny import tiny_recipe, tiny_yaml
+
 from toolkit.checkpoint import read_tensors
 from toolkit.distributed import GlobalBatchNorm, World, global_batchnorm, world_from_env
 

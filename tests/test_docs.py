@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from toolkit.recipe import parse_recipe, resolve
+from toolkit.plugins import resolve
+from toolkit.recipe import parse_recipe
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), *sorted((ROOT / "examples").glob("*/README.md"))]

@@ -7,9 +7,9 @@ import sys
 import pytest
 import torch
 from PIL import Image
+from tiny import tiny_recipe, tiny_yaml
 from torch import nn
 
-from tiny import tiny_recipe, tiny_yaml
 from toolkit.data import ImageSet
 from toolkit.evaluate import encoder_metrics, generator_error, translation_accuracy
 from toolkit.latent import LatentSpec, Variable
@@ -154,6 +154,16 @@ def test_evaluation_during_training_goes_to_the_metrics_log(tmp_path):
     evaluations = [r for r in records if "generator_error" in r]
     assert [r["step"] for r in evaluations] == [2, 4]
     assert 0 <= evaluations[0]["generator_error"] <= 1 and len(evaluations[0]["generator_error_per_class"]) == 10
+    assert all(0 <= r["translation_accuracy"] <= 1 for r in evaluations)
+    # the best checkpoint (lowest generator error; ties: the later step) is kept beside the final one
+    errors = [r["generator_error"] for r in evaluations]
+    best_step = max(r["step"] for r in evaluations if r["generator_error"] == min(errors))
+    best = json.loads((tmp_path / "run" / "best.json").read_text())
+    assert best["step"] == best_step and best["generator_error"] == min(errors)
+    assert evaluations[-1]["best"] == best
+    from toolkit.model import load_model
+
+    assert load_model(tmp_path / "run" / "best.safetensors").step == best_step
     import importlib.util
 
     if importlib.util.find_spec("tensorboard"):  # optional: pip install toolkit-gan[tensorboard]

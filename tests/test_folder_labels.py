@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from toolkit_data.folder import class_names, find_images, load
-from toolkit_data.options import FolderOptions
 
 from toolkit.errors import LatentError, ToolkitError
 from toolkit.latent import LatentSpec, Variable
+from toolkit_data.folder import class_names, find_images, load
+from toolkit_data.options import FolderOptions
 
 
 def _png(path: Path, value=128) -> Path:
@@ -257,8 +257,10 @@ def test_a_model_trained_on_numeric_labels_generates_the_class_asked_for(tmp_pat
     import copy
 
     from tiny import TINY
+
     from toolkit.model import load_model
-    from toolkit.recipe import parse_recipe, resolve
+    from toolkit.plugins import resolve
+    from toolkit.recipe import parse_recipe
     from toolkit.train import Trainer
 
     folder = tmp_path / "images"

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from tiny import tiny_recipe
+
 from toolkit.model import load_model
 from toolkit.train import Trainer
 
@@ -30,6 +30,6 @@ def test_cuda_and_cpu_forward_passes_agree_in_fp32(tmp_path):
         trainer = Trainer(recipe, tmp_path / device, device)
         z = trainer.spec.sample(8, generator=torch.Generator().manual_seed(1))
         x = trainer.images[:8].float().div(255).to(trainer.device)
-        out = trainer.forward(x, z.to(trainer.device))
+        out, _ = trainer.forward(x, z.to(trainer.device))
         fakes[device] = out["x_fake"].detach().cpu()
     torch.testing.assert_close(fakes["cuda"], fakes["cpu"], rtol=1e-3, atol=1e-3)

@@ -1,6 +1,8 @@
 """Reading user images (modes, sizes, errors) and writing image grids."""
 
 import gc
+import os
+import stat
 import warnings
 from pathlib import Path
 
@@ -123,6 +125,17 @@ def test_tiny_image_upscaled(tmp_path):
     assert torch.allclose(t, torch.full_like(t, 50 / 255), atol=STEP)
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_exif_orientation_is_applied(tmp_path, fmt):
+    arr = np.zeros((12, 12), np.uint8)
+    arr[:6, :6] = 255  # white top-left quadrant as stored; orientation 6: show it rotated 90 degrees clockwise
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = _save(Image.fromarray(arr), tmp_path / f"turned.{fmt.lower()}", format=fmt, exif=exif)
+    t = load_image(path, 1, 12)[0]
+    assert t[:6, 6:].mean() > 0.9 and t[:6, :6].mean() < 0.1  # upright: white top-right
+
+
 # -- errors --------------------------------------------------------------------------------
 def _error(path, match: str) -> str:
     with warnings.catch_warnings():
@@ -242,6 +255,35 @@ def test_atomic_write_failure_leaves_nothing(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         atomic_write(target, write)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077, 0o027])
+def test_written_files_get_their_permissions_from_the_umask(tmp_path, umask):
+    from toolkit.checkpoint import write_safetensors
+
+    previous = os.umask(umask)
+    try:
+        atomic_write(tmp_path / "a.json", lambda tmp: tmp.write_text("{}"))
+        save_grid(torch.zeros(1, 1, 4, 4), tmp_path / "grid.png", nrow=1)
+        write_safetensors(tmp_path / "w.safetensors", {"w": torch.zeros(2)}, {"format": 1})
+        (tmp_path / "plain.txt").write_text("a file as any program writes it")
+    finally:
+        os.umask(previous)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
+    assert modes == dict.fromkeys(["a.json", "grid.png", "w.safetensors", "plain.txt"], 0o666 & ~umask)
+
+
+def test_atomic_write_replaces_a_file_with_a_new_one_of_the_umask_mode(tmp_path):
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    target.chmod(0o600)
+    previous = os.umask(0o022)
+    try:
+        atomic_write(target, lambda tmp: tmp.write_text("new"))
+    finally:
+        os.umask(previous)
+    assert target.read_text() == "new" and stat.S_IMODE(target.stat().st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["out.json"]
 
 
 def test_a_crop_function_replaces_the_centre_square(tmp_path):

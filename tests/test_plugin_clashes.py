@@ -14,7 +14,7 @@ import pytest
 import typer
 
 from toolkit.hookspecs import hookimpl
-from toolkit.plugins import PluginInfo, PluginWarning, Plugins
+from toolkit.plugins import PluginInfo, Plugins, PluginWarning
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -252,8 +252,9 @@ def test_a_plugin_command_that_raises_is_one_line_naming_it(raising_site):
 
 def test_a_dataset_input_crop_that_fails_names_its_plugin(register_plugin):
     from tiny import tiny_recipe
-    from toolkit.cli.images import input_crop
+
     from toolkit.errors import PluginError
+    from toolkit.model import input_crop
 
     def bad_crop(options, width, height):
         return (0, 0, width)  # three numbers

@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import toolkit.networks  # noqa: F401  (it states what a network factory must return, checked in Entry.build)
 import toolkit.plugins
 from toolkit.errors import RegistryError, ToolkitError
 from toolkit.hookspecs import hookimpl

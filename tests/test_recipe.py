@@ -6,13 +6,13 @@ import pytest
 import yaml
 
 from toolkit.errors import RecipeError
+from toolkit.plugins import resolve
 from toolkit.recipe import (
     Recipe,
     apply_overrides,
     load_recipe,
     parse_recipe,
     read_yaml,
-    resolve,
     to_yaml,
 )
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from toolkit.recipe import recipe_schema
+from toolkit.plugins import recipe_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 jsonschema = pytest.importorskip("jsonschema")

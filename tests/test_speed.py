@@ -2,8 +2,8 @@
 
 import pytest
 import torch
-
 from tiny import tiny_recipe
+
 from toolkit.errors import ToolkitError
 from toolkit.speed import adam, fused_supported
 from toolkit.train import Trainer
@@ -69,9 +69,9 @@ def test_fused_adam_where_unavailable_is_a_clear_error(monkeypatch):
 
 
 def test_an_unknown_speed_setting_names_the_allowed_ones():
-    from toolkit.recipe import RecipeError, parse_recipe
-
     from tiny import TINY
+
+    from toolkit.recipe import RecipeError, parse_recipe
 
     bad = dict(TINY, train=dict(TINY["train"], speed={"precision": "fp8"}))
     with pytest.raises(RecipeError, match="train.speed.precision"):

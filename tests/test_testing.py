@@ -258,7 +258,8 @@ def test_smoke_test_network_names_what_is_broken(register_plugin, case):
 
 def test_smoke_test_network_factory_errors_pass_through(register_plugin):
     register_plugin(network_plugin("tuple", lambda spec, image_shape, options=None: (1, 2, 3)), "bad")
-    with pytest.raises(PluginError, match=r"network 'tuple' \(plugin 'bad', \(in-process\)\) returned tuple, expected toolkit.networks.Networks"):
+    with pytest.raises(PluginError,
+                       match=r"network 'tuple' \(plugin 'bad', \(in-process\)\) returned tuple, expected toolkit.networks.Networks"):
         smoke_test_network("tuple")
     with pytest.raises(ToolkitError, match=r"model\.options\.widht: unknown key"):
         smoke_test_network("paper28", {"widht": 1})
@@ -290,7 +291,8 @@ BROKEN_LOSSES = {
     "not a dict": (lambda out: out.x_rec.mean(), "must return a dict"),
     "empty dict": (lambda out: {}, "must return a dict"),
     "unknown part": (lambda out: {"g": out.x_rec.mean()}, r"unknown part\(s\) 'g' \(allowed: 'ge' for G and E, 'd' for D\)"),
-    "not a scalar": (lambda out: {"ge": (out.x_rec - out.x_real).abs()}, r"part 'ge' must be a scalar \(shape \(\)\), got shape \(4, 1, 28, 28\)"),
+    "not a scalar": (lambda out: {"ge": (out.x_rec - out.x_real).abs()},
+                     r"part 'ge' must be a scalar \(shape \(\)\), got shape \(4, 1, 28, 28\)"),
     "constant": (lambda out: {"ge": torch.tensor(1.0)}, "part 'ge' does not depend on G and E"),
     "D part on detached logits": (lambda out: {"d": out.d_real.detach().mean()}, "part 'd' does not depend on D"),
     "nan": (lambda out: {"ge": out.x_rec.mean() * float("nan")}, "part 'ge' is not finite"),

@@ -7,7 +7,9 @@ import torch
 from tiny import tiny_recipe
 
 from toolkit.errors import ToolkitError
-from toolkit.train import RESUME_FILE, Trainer, TrainingStopped, build_spec
+from toolkit.latent import build_spec
+from toolkit.rundir import RESUME_FILE
+from toolkit.train import Trainer, TrainingStopped
 
 
 def weights(trainer):
@@ -147,7 +149,8 @@ def test_information_on_translations_runs_the_extra_pass_and_changes_the_update(
 
     from tiny import TINY
 
-    from toolkit.recipe import parse_recipe, resolve
+    from toolkit.plugins import resolve
+    from toolkit.recipe import parse_recipe
 
     data = copy.deepcopy(TINY)
     data["losses"]["info"]["options"] = {"translations": True}
@@ -158,7 +161,7 @@ def test_information_on_translations_runs_the_extra_pass_and_changes_the_update(
     assert swap.forward.swap and not plain.forward.swap
     x = swap.images[:8].float() / 255
     z = swap.spec.sample(8)
-    assert "raw_swap" in swap.forward(x, z) and "raw_swap" not in plain.forward(x, z)
+    assert "raw_swap" in swap.forward(x, z)[0] and "raw_swap" not in plain.forward(x, z)[0]
     for trainer in (swap, plain):
         torch.manual_seed(0)  # the same D noise in both steps
         trainer.train_step(1)
@@ -174,14 +177,15 @@ def test_info_supervised_by_labels_leaves_the_encoder_to_the_labels(tmp_path, su
 
     from tiny import TINY
 
-    from toolkit.recipe import parse_recipe, resolve
+    from toolkit.plugins import resolve
+    from toolkit.recipe import parse_recipe
 
     data = copy.deepcopy(TINY)
     data["latent"]["variables"] = {"item": {"kind": "categorical", "label": "item"}}  # labeled variables only
     data["losses"] = {"info": {"weight": 1, "ramp": 0, "options": {"supervised_by": supervised_by}}}
     trainer = Trainer(resolve(parse_recipe(data)), tmp_path, "cpu")
     x, z = trainer.images[:8].float() / 255, trainer.spec.sample(8)
-    out = trainer.forward(x, z)
+    out, _ = trainer.forward(x, z)
     assert ("raw_fake_fixed" in out) == (supervised_by == "labels")
     before = {k: v.clone() for k, v in trainer.networks.named_parameters()}
     trainer.train_step(1)

@@ -18,7 +18,8 @@ TINY = {
 
 def tiny_recipe(**train):
     """The tiny recipe as a resolved :class:`toolkit.recipe.Recipe`, with train.* overrides."""
-    from toolkit.recipe import parse_recipe, resolve
+    from toolkit.plugins import resolve
+    from toolkit.recipe import parse_recipe
 
     data = copy.deepcopy(TINY)
     data["train"].update(train)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import torch
 
+from . import __version__
 from .errors import CheckpointError
 from .images import atomic_write
 
@@ -23,8 +24,6 @@ META_KEY = "toolkit"
 
 
 def versions() -> dict:
-    from . import __version__
-
     return {"toolkit": __version__, "torch": torch.__version__, "python": platform.python_version()}
 
 

@@ -140,10 +140,10 @@ def check_runnable(recipe, source: str = "") -> dict:
 
     Returns a summary for ``toolkit recipe validate``.
     """
-    from .data import select_labels
+    from .data import load_dataset, select_labels
     from .errors import ToolkitError
+    from .latent import build_spec
     from .networks import build_networks
-    from .train import build_spec, load_dataset
 
     try:
         data = load_dataset(recipe, "train")

@@ -15,11 +15,13 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel
 
 from . import checkpoint as ckpt
-from .data import ImageSet
+from .data import ImageSet, derive_attributes
+from .distributed import pick_device
 from .errors import CheckpointError, ToolkitError
+from .plugins import registry
+from .registry import options_dict
 
 KIND = "classifier"
 SHIFT = 2  # augmentation: random translation of up to this many pixels
@@ -42,14 +44,18 @@ def classifier_hash(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _dump(options) -> dict:
-    return options.model_dump(mode="json") if isinstance(options, BaseModel) else dict(options or {})
+def default_network() -> str:
+    """The classifier network to use when none is named: the one that is registered."""
+    names = registry(KIND).names()
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise ToolkitError("no classifier network is registered: install a plugin that registers one (see toolkit plugins)")
+    raise ToolkitError(f"several classifier networks are registered ({', '.join(names)}): name one (--network)")
 
 
 def build_classifier(network: str, image_shape, num_classes: int, options=None) -> torch.nn.Module:
     """Build a registered classifier network for images ``(C, H, W)`` and ``num_classes``."""
-    from .plugins import registry
-
     entry = registry(KIND).get(network)
     return entry.build(tuple(image_shape), num_classes, options=options, where="network_options")  # checked there
 
@@ -76,9 +82,42 @@ def shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> t
     return padded[batch, channel, rows, cols]
 
 
+def negatives(images: torch.Tensor, labels: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """``count`` images in [0, 1] that show no class, made from a batch of real ``images``.
+
+    A third each (the judge's "none of them" class): real images under a heavy Gaussian blur
+    (sigma 1.5 to 3 px: a blob with the object's outline), uniform noise blurred a little (sigma
+    1), and the mean of two images of different classes (a ghost of both). The blur is
+    torchvision's ``gaussian_blur``. Images ``(B, C, H, W)`` in [0, 1]; ``labels`` their classes.
+    """
+    from torchvision.transforms.v2 import functional as TF
+
+    if count <= 0:
+        return images[:0]
+    b, _, h, w = images.shape
+    dev = images.device
+    parts = [count - 2 * (count // 3), count // 3, count // 3]
+    pick = torch.randint(0, b, (parts[0],), generator=generator).to(dev)
+    sigma = 1.5 + 1.5 * float(torch.rand((), generator=generator))
+    kernel = min(2 * int(3 * sigma) + 1, (min(h, w) - 1) | 1)
+    blurred = TF.gaussian_blur(images[pick], [kernel, kernel], [sigma, sigma])
+    noise = torch.rand(parts[1], *images.shape[1:], generator=generator).to(dev)
+    noise = TF.gaussian_blur(noise, [min(5, (min(h, w) - 1) | 1)] * 2, [1.0, 1.0]) if len(noise) else noise
+    first = torch.randint(0, b, (parts[2],), generator=generator).to(dev)
+    second = torch.randint(0, b, (parts[2],), generator=generator).to(dev)
+    other = labels[first] != labels[second]  # same-class pairs are not ghosts: use a blob instead
+    blends = torch.where(other[:, None, None, None], (images[first] + images[second]) / 2,
+                         TF.gaussian_blur(images[first], [kernel, kernel], [sigma, sigma]))
+    return torch.cat([blurred, noise, blends])
+
+
 @torch.no_grad()
 def predict(module: torch.nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Class indices (int64, on the images' device) for images in [0, 1] (or uint8 0-255)."""
+    """Class indices (int64, on the images' device) for images in [0, 1] (or uint8 0-255).
+
+    A classifier trained with ``reject`` has one output more than classes: where it wins,
+    the prediction is -1 ("no class"), which never matches a requested class.
+    """
     device = next(module.parameters()).device
     was_training = module.training
     module.eval()
@@ -88,6 +127,9 @@ def predict(module: torch.nn.Module, images: torch.Tensor, batch_size: int = 100
             x = images[start : start + batch_size].to(device)
             x = x.float() / 255 if x.dtype == torch.uint8 else x.float()
             out.append(module(x).argmax(1))
+        rejected = getattr(module, "reject_index", None)
+        if rejected is not None:
+            out = [torch.where(p == rejected, -1, p) for p in out]
         result = torch.cat(out) if out else torch.zeros(0, dtype=torch.long, device=device)
     finally:
         module.train(was_training)
@@ -98,7 +140,7 @@ def train_classifier(
     dataset: str,
     dataset_options: dict | None,
     attribute: str,
-    network: str = "cnn28",
+    network: str | None = None,
     network_options: dict | None = None,
     epochs: int = 8,
     batch_size: int = 128,
@@ -109,24 +151,25 @@ def train_classifier(
     limit: int | None = None,
     max_shift: int = SHIFT,
     attributes: dict | None = None,
+    reject: bool = True,
 ) -> tuple[torch.nn.Module, dict]:
     """Train ``network`` to predict ``attribute`` of ``dataset``; returns ``(module in eval mode, meta)``.
 
     Uses only labeled rows; Adam with cosine decay; random shifts of up to ``max_shift`` px;
     the test accuracy is measured once, at the end. ``limit`` caps the training images (a
     random subset drawn from ``seed``). ``progress(step, total, info)`` is called as it trains.
-    """
-    from .plugins import registry
-    from .train import pick_device
 
+    With ``reject`` (the default) the classifier has one more output, "no class", trained on
+    :func:`negatives` (a quarter of each batch more): blobs, noise and ghosts of two classes,
+    so that a judge of generated images does not call a blurred blob a class.
+    """
     if epochs < 1 or batch_size < 2 or (limit is not None and limit < 2):
         raise ToolkitError(f"epochs must be >= 1, batch_size and limit >= 2 (got {epochs}, {batch_size}, {limit})")
     device = pick_device(device) if isinstance(device, str) else torch.device(device)
+    network = network or default_network()
     parsed_net = registry(KIND).get(network).parse_options(network_options, where="network_options")
     entry = registry("dataset").get(dataset)
     options = entry.parse_options(dataset_options, where="dataset_options")
-    from .data import derive_attributes
-
     train = derive_attributes(entry.build(options=options, split="train"), attributes or {})
     train.attribute(attribute)  # a wrong attribute fails before the test split is read
     test = derive_attributes(entry.build(options=options, split="test"), attributes or {})
@@ -143,7 +186,9 @@ def train_classifier(
         rows = torch.randperm(len(images), generator=g)[:limit]
         images, labels = images[rows], labels[rows]
     torch.manual_seed(seed)
-    module = build_classifier(network, train.shape, len(classes), parsed_net).to(device)
+    module = build_classifier(network, train.shape, len(classes) + int(reject), parsed_net).to(device)
+    if reject:
+        module.reject_index = len(classes)
 
     images, labels = images.to(device), labels.to(device)
     n = len(images)
@@ -157,8 +202,12 @@ def train_classifier(
         order = torch.randperm(n, generator=g).to(device)
         for i in range(per_epoch):  # full batches only (BatchNorm needs >= 2 images)
             index = order[i * batch_size : (i + 1) * batch_size]
-            x = shift(images[index].float() / 255, max_shift, g)
-            loss = F.cross_entropy(module(x), labels[index])
+            x, y = shift(images[index].float() / 255, max_shift, g), labels[index]
+            if reject:
+                fakes = negatives(x, y, len(index) // 4, g)
+                x = torch.cat([x, fakes])
+                y = torch.cat([y, torch.full((len(fakes),), len(classes), device=device, dtype=y.dtype)])
+            loss = F.cross_entropy(module(x), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -175,13 +224,14 @@ def train_classifier(
         "format": ckpt.FORMAT,
         "kind": KIND,
         "dataset": dataset,
-        "dataset_options": _dump(options),
-        "attributes": {k: _dump(v) for k, v in (attributes or {}).items()},
+        "dataset_options": options_dict(options),
+        "attributes": {k: options_dict(v) for k, v in (attributes or {}).items()},
         "attribute": attribute,
         "classes": classes,
+        "reject": reject,
         "image_shape": list(train.shape),
         "network": network,
-        "network_options": _dump(parsed_net),
+        "network_options": options_dict(parsed_net),
         "test_accuracy": accuracy,
         "test_images": len(test_labels),
         "data_hash": data_hash(test_images, test_labels),
@@ -216,9 +266,12 @@ def load_classifier(path: str | Path, device="cpu") -> tuple[torch.nn.Module, di
     """``(module in eval mode, meta)`` from a file written by :func:`save_classifier`."""
     meta = read_classifier_meta(path)
     try:
-        module = build_classifier(meta["network"], meta["image_shape"], len(meta["classes"]), meta["network_options"])
+        reject = bool(meta.get("reject", False))
+        module = build_classifier(meta["network"], meta["image_shape"], len(meta["classes"]) + reject, meta["network_options"])
     except KeyError as exc:
         raise CheckpointError(f"{path}: classifier metadata lacks {exc}") from None
+    if reject:
+        module.reject_index = len(meta["classes"])
     try:
         module.load_state_dict(ckpt.read_tensors(path))
     except RuntimeError as exc:

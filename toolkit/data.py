@@ -11,8 +11,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
+from pydantic import ValidationError
 
 from .errors import ToolkitError, did_you_mean
+from .plugins import registry
+from .recipe import AttributeConfig, format_validation_error
+from .registry import check_results
 
 MISSING = -1
 
@@ -74,6 +78,9 @@ def check_imageset(data, split: str = "?") -> str | None:
     return None
 
 
+check_results("dataset", lambda result, kwargs: check_imageset(result, kwargs.get("split", "?")))  # in Entry.build
+
+
 def derive_attributes(data: ImageSet, attributes: Mapping) -> ImageSet:
     """``data`` plus attributes derived from its 0/1 label columns (class 1 = positive).
 
@@ -85,10 +92,6 @@ def derive_attributes(data: ImageSet, attributes: Mapping) -> ImageSet:
     """
     if not attributes:
         return data
-    from pydantic import ValidationError
-
-    from .recipe import AttributeConfig, format_validation_error
-
     labels, classes = dict(data.labels), dict(data.classes)
     for name, cfg in attributes.items():
         where = f"data.attributes.{name}"
@@ -115,6 +118,13 @@ def derive_attributes(data: ImageSet, attributes: Mapping) -> ImageSet:
             derived = torch.where(single, positive.long().argmax(dim=1), MISSING)
         labels[name], classes[name] = derived, cfg.class_names()
     return ImageSet(data.images, labels, classes)
+
+
+def load_dataset(recipe, split: str) -> ImageSet:
+    """The ``split`` of a recipe's dataset (registered by a plugin), with the recipe's derived attributes added."""
+    entry = registry("dataset").get(recipe.data.dataset)
+    data = entry.build(options=recipe.data.options, split=split, where="data.options")
+    return derive_attributes(data, recipe.data.attributes)
 
 
 def balancing_weights(others: list[torch.Tensor]) -> torch.Tensor:

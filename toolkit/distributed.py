@@ -69,6 +69,18 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+def pick_device(name: str) -> torch.device:
+    """The device a user named: ``auto`` (CUDA when available), ``cpu``, ``cuda`` or ``cuda:N``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ToolkitError(f"device '{name}' asked for, but CUDA is not available here (use --device cpu)")
+    try:
+        return torch.device(name)
+    except RuntimeError:
+        raise ToolkitError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N") from None
+
+
 def device_for(world: World, name: str) -> str:
     """Each process on its own GPU: ``cuda`` becomes ``cuda:LOCAL_RANK``."""
     if world.distributed and name in ("auto", "cuda") and torch.cuda.is_available():

@@ -19,15 +19,14 @@ from pathlib import Path
 
 import torch
 
+from .classifier import classifier_hash, load_classifier, predict
+from .data import load_dataset
 from .errors import ToolkitError
-
-REPORT_SUFFIX = ".eval.json"
+from .images import atomic_write
 
 
 def generator_error(model, classifier, variable: str, per_class: int, seed: int, batch: int = 500) -> dict:
     """Per-class and overall error of generated images judged by ``classifier``."""
-    from .classifier import predict
-
     var = model.spec[variable]
     g = torch.Generator().manual_seed(seed)
     errors = {}
@@ -49,8 +48,6 @@ def translation_accuracy(model, classifier, variable: str, test, n: int, batch: 
     judges to be of that class (the paper's Fig. 4, counted); per class and overall. Also the
     mean absolute change of the pixels (how far translations move from their inputs).
     ``strength`` and ``keep_details`` as in :meth:`toolkit.model.Model.translate`."""
-    from .classifier import predict
-
     var = model.spec[variable]
     device = next(classifier.parameters()).device
     hits = dict.fromkeys(var.classes, 0)
@@ -101,14 +98,13 @@ def class_variable_for(model, classifier_meta: dict) -> str:
                 raise ToolkitError(f"classifier has {len(classifier_meta['classes'])} classes, variable '{v.name}' has {len(v.classes)}")
             return v.name
     labelled = ", ".join(f"{v.name} ({v.label})" for v in model.spec.supervised) or "none"
-    raise ToolkitError(f"the classifier judges attribute '{attribute}', but no latent variable is supervised by it (supervised: {labelled})")
+    raise ToolkitError(f"the classifier judges attribute '{attribute}', but no latent variable is supervised by it "
+                       f"(supervised: {labelled})")
 
 
 def evaluate(model, classifier_path: str | Path | None, per_class: int = 500, seed: int = 0, test=None,
              strength: float = 1.0, keep_details: bool = False) -> dict:
     """The full report for one checkpoint (see the module docstring)."""
-    from .train import load_dataset
-
     report: dict = {"checkpoint": str(model.path) if model.path else None, "step": model.step,
                     "protocol": {"samples_per_class": per_class, "seed": seed}}
     if test is None:
@@ -116,8 +112,6 @@ def evaluate(model, classifier_path: str | Path | None, per_class: int = 500, se
     report.update(encoder_metrics(model, test))
     report["protocol"]["test_images"] = len(test)
     if classifier_path is not None:
-        from .classifier import classifier_hash, load_classifier
-
         require_classifier(classifier_path, model.recipe)
         classifier, meta = load_classifier(classifier_path, device=model.device)
         variable = class_variable_for(model, meta)
@@ -145,12 +139,6 @@ def require_classifier(path: str | Path, recipe) -> None:
         )
 
 
-def report_path(checkpoint: Path) -> Path:
-    return Path(checkpoint).with_suffix(REPORT_SUFFIX)
-
-
 def write_report(report: dict, path: Path) -> Path:
-    from .images import atomic_write
-
     atomic_write(path, lambda tmp: tmp.write_text(json.dumps(report, indent=2)))
     return path

@@ -36,7 +36,7 @@ def pick_test_images(test, variable_label: str | None, per_class: int = 1, seed:
 
 
 def generation_figure(model, seed: int = 0) -> tuple[torch.Tensor, int]:
-    spec, var = model.spec, model.spec.class_variable()
+    spec = model.spec
     g = torch.Generator().manual_seed(seed)
     continuous = spec.continuous
     columns = len(SWEEP) * len(continuous) if continuous else 10
@@ -44,11 +44,7 @@ def generation_figure(model, seed: int = 0) -> tuple[torch.Tensor, int]:
     if continuous:
         for i, v in enumerate(continuous):
             base[i * len(SWEEP) : (i + 1) * len(SWEEP), spec.slices[v.name]] = SWEEP[:, None]
-    rows = var.size if var else 1
-    z = base.repeat(rows, 1)
-    if var:
-        z[:, spec.slices[var.name]] = torch.eye(var.size).repeat_interleave(columns, dim=0)
-    return model.decode(z), columns
+    return model.decode(spec.class_grid(base)), columns
 
 
 def translation_figure(model, images: torch.Tensor, variable: str) -> tuple[torch.Tensor, int]:

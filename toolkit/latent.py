@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 
 import torch
 
-from .errors import LatentError, did_you_mean
+from .errors import LatentError, ToolkitError, did_you_mean
 
 PRIORS = ("uniform", "normal")
 # how far beyond the prior's bulk a continuous value may be set (extrapolation is allowed)
@@ -249,6 +249,17 @@ class LatentSpec:
         """Z's u with every variable taken from ``other``: the code of Z translated to other's codes."""
         return torch.cat([z[:, : self.u_size], other[:, self.u_size :]], dim=1)
 
+    def class_grid(self, style: torch.Tensor, rows_without_class: int = 1) -> torch.Tensor:
+        """One row per class of :meth:`class_variable`, the codes of ``style`` ``(columns, dim)``
+        repeated in every row (a shared style per column); ``rows_without_class`` plain copies
+        when the spec has no categorical variable. Shape ``(rows * columns, dim)``, row-major."""
+        var = self.class_variable()
+        rows = var.size if var else rows_without_class
+        z = style.repeat(rows, 1)
+        if var:
+            z[:, self.slices[var.name]] = torch.eye(var.size).repeat_interleave(len(style), dim=0)
+        return z
+
     def labels_to_onehot(self, name: str, index: torch.Tensor) -> torch.Tensor:
         return torch.nn.functional.one_hot(index, self[name].size).float()
 
@@ -270,3 +281,31 @@ class LatentSpec:
             else:
                 lines.append(f"{v.name}: continuous, {v.prior} prior")
         return "\n".join(lines)
+
+
+def build_spec(recipe, data) -> LatentSpec:
+    """The latent spec of a recipe (:class:`toolkit.recipe.Recipe`), taking class names from the
+    attributes of ``data`` (:class:`toolkit.data.ImageSet`) that supervise."""
+    variables = []
+    for name, v in recipe.latent.variables.items():
+        where = f"latent.variables.{name}"
+        if v.kind == "continuous":
+            variables.append(Variable(name, "continuous", prior=v.prior))
+            continue
+        classes = v.classes
+        if v.label is not None:
+            try:
+                data.attribute(v.label)
+            except ToolkitError as exc:
+                raise ToolkitError(f"{where}.label: {exc}") from None
+            data_classes = data.classes[v.label]
+            if classes is None:
+                classes = data_classes
+            elif isinstance(classes, int) and classes != len(data_classes):
+                raise ToolkitError(f"{where}.classes: {classes}, but attribute '{v.label}' has {len(data_classes)} classes")
+            elif isinstance(classes, list) and len(classes) != len(data_classes):
+                raise ToolkitError(f"{where}.classes: {len(classes)} names, but attribute '{v.label}' has {len(data_classes)} classes")
+        if isinstance(classes, int):
+            classes = [str(i) for i in range(classes)]
+        variables.append(Variable(name, "categorical", classes=list(classes), label=v.label))
+    return LatentSpec(recipe.latent.u.size, variables, recipe.latent.u.prior)

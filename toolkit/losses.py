@@ -3,15 +3,21 @@
 A term returns ``{"ge": tensor}`` (minimised by G and E), ``{"d": tensor}`` (minimised by
 D), or both. The trainer multiplies the G/E part by ``weight * ramp(step)`` and the D part by
 ``weight`` (the discriminator is not ramped, as in the authors' code).
+
+A term that needs forward passes of its own (a gradient penalty's pass of D on real pairs, an
+encoder pass on augmented images) implements :meth:`LossTerm.extra_passes`: the trainer runs it
+inside the step's forward (the unit that DistributedDataParallel wraps, under the step's
+autocast) and hands its tensors back in ``StepOutputs.extra[term.name]``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from .errors import PluginError, ToolkitError
+from .plugins import registry
 
 PARTS = {"ge": "G and E", "d": "D"}
 
@@ -34,6 +40,8 @@ class StepOutputs:
     # the same two encodings with E's weights held fixed (gradients reach G only): "fixed_encoder"
     raw_fake_fixed: torch.Tensor | None = None
     raw_swap_fixed: torch.Tensor | None = None  # also needs "swap"
+    step: int = 0  # the 1-based training step
+    extra: dict[str, dict[str, torch.Tensor]] = field(default_factory=dict)  # by term name: its extra_passes
 
 
 class LossTerm:
@@ -45,6 +53,7 @@ class LossTerm:
     """
 
     needs: frozenset = frozenset()
+    name: str = ""  # the recipe's name for the term (set by build_losses)
 
     def __init__(self, spec, options=None):
         self.spec = spec
@@ -52,6 +61,30 @@ class LossTerm:
 
     def __call__(self, out: StepOutputs) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def extra_passes(self, nets, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
+        """Forward passes of the term's own, run inside the step's forward; ``{}`` skips them.
+
+        Args:
+            nets: has ``generator``, ``encoder`` and ``discriminator`` (the step's modules, in
+                training mode) and ``spec``.
+            batch: the step's ``x_real`` ``(B, C, H, W)`` in [0, 1], ``z_fake`` ``(B, dim)``,
+                ``z_real`` (E's code of ``x_real``), ``x_fake`` (G's images of ``z_fake``) and
+                ``raw_real``; they carry gradients (detach what the pass must not train).
+            step: the 1-based training step (a lazy penalty runs every k steps).
+
+        Returns:
+            Named tensors, given back to :meth:`__call__` as ``out.extra[self.name]``. A
+            gradient with respect to an input (R1, R2, WGAN-GP) is taken here, with
+            ``torch.autograd.grad(..., create_graph=True)`` on inputs the pass made.
+        """
+        return {}
+
+
+def has_extra_passes(term) -> bool:
+    """Whether ``term`` (a LossTerm or any callable a plugin returned) defines passes of its own."""
+    method = getattr(type(term), "extra_passes", None)
+    return callable(method) and method is not LossTerm.extra_passes
 
 
 def ramp_factor(step: int, ramp: int) -> float:
@@ -61,14 +94,16 @@ def ramp_factor(step: int, ramp: int) -> float:
 
 def build_losses(recipe_losses: dict, spec) -> dict[str, LossTerm]:
     """Build every loss term named in the recipe."""
-    from .plugins import registry
-
     terms = {}
     for name, cfg in recipe_losses.items():
         entry = registry("loss").get(name)
         term = entry.build(spec, options=cfg.options, where=f"losses.{name}.options")
         if not hasattr(term, "needs"):  # a plain function is a term that needs no optional pass
             term = _Plain(term)
+        try:
+            term.name = name  # how the term finds its extra passes in StepOutputs.extra
+        except AttributeError:  # a callable that takes no attributes cannot have extra passes either
+            pass
         terms[name] = term
     return terms
 
@@ -85,15 +120,13 @@ class _Plain(LossTerm):
 
 def loss_origin(name: str) -> str:
     """``loss 'adv' (plugin 'paper', toolkit-gan 0.1.0)``, or ``loss 'adv'`` when it is not registered."""
-    from .plugins import registry
-
     try:
         return registry("loss").get(name).origin()
     except ToolkitError:
         return f"loss '{name}'"
 
 
-def loss_problem(parts, finite: bool = False) -> str | None:
+def loss_problem(parts, finite: bool = False, skipped: bool = False) -> str | None:
     """What is wrong with what a loss term returned, or None: the one set of rules that
     :func:`run_term` (every training step) and :func:`toolkit.testing.smoke_test_loss` apply.
 
@@ -101,7 +134,9 @@ def loss_problem(parts, finite: bool = False) -> str | None:
     scalar tensor (shape ``()``) that depends on the parameters it trains (``requires_grad``).
     These read only tensor metadata: no host-device synchronisation. ``finite=True`` also
     checks the values are finite (a synchronisation: the smoke tests; the trainer checks at
-    its log steps instead).
+    its log steps instead). ``skipped=True``: the term's own passes (:meth:`LossTerm.extra_passes`)
+    returned nothing this step (lazy regularisation), so a part may be a constant such as
+    ``out.d_real.new_zeros(())``.
     """
     if not isinstance(parts, dict) or not parts:
         return f"must return a dict like {{'ge': tensor}} or {{'d': tensor}}, got {_short(parts)}"
@@ -116,7 +151,7 @@ def loss_problem(parts, finite: bool = False) -> str | None:
             return f"part '{key}' must be a scalar (shape ()), got shape {tuple(value.shape)} (reduce it, e.g. .mean())"
         if not value.is_floating_point():
             return f"part '{key}' must be a floating-point tensor, got {value.dtype}"
-        if not value.requires_grad:
+        if not value.requires_grad and not skipped:
             return f"part '{key}' does not depend on {PARTS[key]}: it cannot train them (detached, or nothing to learn from?)"
         if finite and not bool(torch.isfinite(value)):
             return f"part '{key}' is not finite ({float(value.detach())})"
@@ -135,7 +170,8 @@ def run_term(name: str, term, out: StepOutputs) -> dict[str, torch.Tensor]:
         raise PluginError(f"{loss_origin(name)}: {exc}") from exc
     except Exception as exc:
         raise PluginError(f"{loss_origin(name)} raised {type(exc).__name__}: {_first_line(exc)}") from exc
-    problem = loss_problem(parts)
+    skipped = has_extra_passes(term) and not out.extra.get(name)  # a lazy term's off step: a constant is fine
+    problem = loss_problem(parts, skipped=skipped)
     if problem:
         raise PluginError(f"{loss_origin(name)} {problem}")
     return parts
@@ -155,20 +191,3 @@ def describe_bad_loss(name: str, value: float, step: int, terms) -> str:
     """``loss 'adv' (plugin 'paper', toolkit-gan 0.1.0), part 'd', became nan at step 1``."""
     term, part = (name[:-2], "d") if name.endswith("_d") and name[:-2] in terms else (name, "ge")
     return f"{loss_origin(term)}, part '{part}', became {value} at step {step}"
-
-
-def good_checkpoint(run_dir, bad_step: int) -> str:
-    """Which checkpoint of a run predates ``bad_step``: what a stopped run can fall back to."""
-    from pathlib import Path
-
-    folder = Path(run_dir) / "checkpoints"
-    good = []
-    for path in sorted(folder.glob("step-*.safetensors")) if folder.is_dir() else []:
-        try:
-            if int(path.stem.split("-")[1]) < bad_step:
-                good.append(path)
-        except (IndexError, ValueError):
-            continue
-    if good:
-        return f"the last checkpoint before it is {good[-1]}"
-    return "no checkpoint was written before it (lower the learning rates or check the loss terms and data)"

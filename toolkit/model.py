@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from .checkpoint import missing_plugin, read_meta, read_tensors
 from .errors import CheckpointError, ToolkitError
+from .images import smooth
 from .latent import LatentSpec
 from .networks import Networks, build_networks
 from .recipe import Recipe, format_validation_error
@@ -33,8 +34,8 @@ class Model:
 
     def load_data(self, split: str):
         """The ``split`` of the dataset the model was trained on; a missing dataset plugin is named."""
+        from .data import load_dataset
         from .plugins import registry
-        from .train import load_dataset
 
         name = self.recipe.data.dataset
         if name not in registry("dataset"):
@@ -91,8 +92,6 @@ class Model:
     def translations(self, images: torch.Tensor, settings: list, strength: float = 1.0,
                      keep_details: bool = False) -> list[torch.Tensor]:
         """:meth:`translate` for several settings of the same images (encoded once)."""
-        from .images import smooth
-
         z = self.encode(images)
         base = self.decode(z) if keep_details else None
         out = []
@@ -157,11 +156,42 @@ def load_model(path: str | Path, device: str = "cpu") -> Model:
     return Model(spec, networks, recipe, image_shape, int(meta.get("step", 0)), path, meta)
 
 
-def newest_checkpoint(root: str | Path = "runs") -> Path:
-    """The most recently written checkpoint under ``root``."""
-    # hidden names are skipped: macOS's AppleDouble "._step-...", the toolkit's own half-written ".step-..." files
-    found = [p for p in Path(root).glob("**/checkpoints/*.safetensors")
-             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)]
-    if not found:
-        raise CheckpointError(f"no checkpoint found under ./{root}; train one first or pass -c CKPT")
-    return max(found, key=lambda p: p.stat().st_mtime)
+def read_images(model, paths: list[Path]):
+    """Image files as a batch ``(N, C, H, W)`` in [0, 1] shaped for ``model`` (converted, EXIF-upright,
+    framed like its training data); raises :class:`toolkit.errors.ImageError` for a bad file."""
+    import torch
+
+    from .images import load_image
+
+    channels, height, width = model.image_shape
+    crop = input_crop(model.recipe)
+    return torch.stack([load_image(p, channels, (height, width), crop) for p in paths])
+
+
+def input_crop(recipe):
+    """The training data's own framing of input images, when its dataset plugin declares one
+    (``register(..., input_crop="module:function")``, called as ``function(options, width, height)``);
+    an unexpected exception inside it is one line naming the entry and its plugin."""
+    from .errors import PluginError
+    from .plugins import registry
+
+    if recipe.data.dataset not in registry("dataset"):
+        return None
+    entry = registry("dataset").get(recipe.data.dataset)
+    crop = entry.resolve_extra("input_crop")
+    if crop is None:
+        return None
+    options = entry.parse_options(recipe.data.options, "data.options")
+
+    def framed(width: int, height: int):
+        try:
+            box = tuple(crop(options, width, height))
+            if len(box) != 4:
+                raise ValueError(f"returned {len(box)} numbers, expected (left, top, right, bottom)")
+            return box
+        except ToolkitError:
+            raise
+        except Exception as exc:  # inside the plugin: one line naming it (traceback with --debug)
+            raise PluginError(f"{entry.origin()} input_crop failed: {type(exc).__name__}: {exc}") from exc
+
+    return framed

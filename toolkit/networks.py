@@ -14,6 +14,9 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from .plugins import registry
+from .registry import check_results
+
 
 class Networks(nn.Module):
     """G, E and D under fixed names (the checkpoint's key prefixes)."""
@@ -70,10 +73,18 @@ def with_fixed_weights(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.func.functional_call(module, state, (x,))
 
 
+def check_networks_result(result, kwargs) -> str | None:
+    """What is wrong with a network plugin's result (completing "network 'x' (plugin ...) ..."), or None."""
+    if not isinstance(result, Networks):
+        return f"returned {type(result).__name__}, expected toolkit.networks.Networks"
+    return None
+
+
+check_results("network", check_networks_result)  # applied in Entry.build
+
+
 def build_networks(name: str, spec, image_shape, options=None) -> Networks:
     """Build a registered network family for a latent spec and an image shape ``(C, H, W)``."""
-    from .plugins import registry
-
     entry = registry("network").get(name)
     return entry.build(spec, tuple(image_shape), options=options, where="model.options")  # checked there
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 import pluggy
 
 from . import hookspecs
-from .errors import RegistryError
-from .registry import Entry, Registry
+from .errors import RecipeError, RegistryError, ToolkitError
+from .recipe import Recipe
+from .registry import Entry, Registry, options_dict
 
 GROUP = "toolkit"
 # the distribution of the core and its built-in plugins: its registrations win a name clash
@@ -311,7 +312,74 @@ def registry(kind: str) -> Registry:
     return get_plugins().registry(kind)
 
 
+def resolve(recipe: Recipe, source: str = "recipe") -> Recipe:
+    """The recipe with every plugin name checked and each plugin's option defaults filled in."""
+    data = recipe.model_dump(mode="json")
+    try:
+        entry = registry("dataset").get(recipe.data.dataset)
+        data["data"]["options"] = options_dict(entry.parse_options(recipe.data.options, "data.options"))
+        entry = registry("network").get(recipe.model.network)
+        data["model"]["options"] = options_dict(entry.parse_options(recipe.model.options, "model.options"))
+        for name, loss in recipe.losses.items():
+            entry = registry("loss").get(name)
+            data["losses"][name]["options"] = options_dict(entry.parse_options(loss.options, f"losses.{name}.options"))
+    except ToolkitError as exc:
+        raise RecipeError(f"{source}: {exc}") from None
+    return Recipe.model_validate(data)
+
+
+def plugin_versions() -> dict:
+    """``{plugin: "distribution version"}`` of the plugins that loaded (recorded in checkpoints)."""
+    return {name: f"{i.distribution} {i.version}".strip() for name, i in get_plugins().info.items() if not i.error}
+
+
 def reset() -> None:
     """Forget the loaded plugins (tests; a changed environment)."""
     global _PLUGINS
     _PLUGINS = None
+
+
+def recipe_schema() -> dict:
+    """The JSON schema of recipes, with every registered plugin's options.
+
+    ``data.options``, ``model.options`` and ``losses.NAME.options`` follow the options model of
+    the dataset, network and loss term the recipe names (JSON Schema ``if``/``then``), and the
+    names themselves are limited to those registered, so an editor checks a whole recipe.
+    """
+    from pydantic.json_schema import models_json_schema
+
+    kinds = {"dataset": registry("dataset").entries(), "network": registry("network").entries(),
+             "loss": registry("loss").entries()}
+    models, seen = [(Recipe, "validation")], {Recipe}
+    for entries in kinds.values():
+        for entry in entries:
+            if entry.options is not None and entry.options not in seen:
+                seen.add(entry.options)
+                models.append((entry.options, "validation"))
+    refs, top = models_json_schema(models, ref_template="#/$defs/{model}")
+    defs = top["$defs"]
+
+    def definition(ref: dict) -> dict:
+        return defs[ref["$ref"].split("/")[-1]]
+
+    def options_ref(entry) -> dict:
+        if entry.options is None:
+            return {"type": "object", "maxProperties": 0, "description": f"{entry.kind} '{entry.name}' takes no options"}
+        return {**refs[(entry.options, "validation")], "description": entry.description or f"options of {entry.kind} '{entry.name}'"}
+
+    root = dict(definition(refs[(Recipe, "validation")]))
+    props = root["properties"]
+    for section, key, kind in (("data", "dataset", "dataset"), ("model", "network", "network")):
+        target = definition(props[section])
+        names = [e.name for e in kinds[kind]]
+        target["properties"][key] = {**target["properties"][key], "enum": names}
+        target["allOf"] = [{"if": {"properties": {key: {"const": e.name}}, "required": [key]},
+                            "then": {"properties": {"options": options_ref(e)}}} for e in kinds[kind]]
+    losses = props["losses"]
+    loss_config = losses.get("additionalProperties", {})
+    losses["propertyNames"] = {"enum": [e.name for e in kinds["loss"]]}
+    losses["properties"] = {e.name: {"allOf": [loss_config, {"properties": {"options": options_ref(e)}}],
+                                     "description": e.description} for e in kinds["loss"]}
+    root["$defs"] = defs
+    root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return root

@@ -3,11 +3,15 @@
 Unknown keys are errors; an error names the file, the key path and what is allowed.
 ``--set key.path=value`` overrides any field (the value is read as YAML: ``3``, ``1e-4``,
 ``[1, 2]``, ``true``).
+
+This module is the schema only: it knows no plugin. :func:`toolkit.plugins.resolve` checks a
+recipe's plugin names and fills in their options.
 """
 
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,6 +19,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
 
 from .errors import RecipeError
+
+
+def expand_path(text: str | Path) -> Path:
+    """A path a user wrote: ``$VARIABLES`` and ``~`` expanded."""
+    return Path(os.path.expandvars(str(text))).expanduser()
 
 
 class Strict(BaseModel):
@@ -191,6 +200,11 @@ class TrainConfig(Strict):
         0.0, ge=0, lt=1, description="decay of a moving average of G's and E's weights that samples, evaluation "
         "and checkpoints use (0: off, the paper; e.g. 0.999 averages over about the last 1,000 steps)"
     )
+    d_augment: list[Literal["translation", "cutout", "brightness", "contrast", "saturation", "flip"]] = Field(
+        default_factory=list, description="DiffAugment (Zhao et al. 2020; not in the paper): differentiable random "
+        "transforms, per image, of every image D sees, real and generated, in this order (e.g. [translation, "
+        "cutout]; flip only where the classes allow mirroring); [] = off"
+    )
     speed: SpeedConfig = Field(default_factory=SpeedConfig)
 
 
@@ -203,9 +217,7 @@ class EvalConfig(Strict):
     every: int = Field(0, ge=0, description="evaluate every K training steps (0: only at checkpoints' end)")
 
     def classifier_path(self):
-        import os
-
-        return Path(os.path.expandvars(self.classifier)).expanduser() if self.classifier else None
+        return expand_path(self.classifier) if self.classifier else None
 
 
 class Recipe(Strict):
@@ -336,78 +348,5 @@ def load_recipe(path: str | Path, overrides: list[str] = ()) -> Recipe:
     return parse_recipe(data, source=str(path))
 
 
-def resolve(recipe: Recipe, source: str = "recipe") -> Recipe:
-    """Check every plugin name and fill in each plugin's option defaults."""
-    from .errors import ToolkitError
-    from .plugins import registry
-
-    data = recipe.model_dump(mode="json")
-    try:
-        entry = registry("dataset").get(recipe.data.dataset)
-        data["data"]["options"] = _dump(entry.parse_options(recipe.data.options, "data.options"))
-        entry = registry("network").get(recipe.model.network)
-        data["model"]["options"] = _dump(entry.parse_options(recipe.model.options, "model.options"))
-        for name, loss in recipe.losses.items():
-            entry = registry("loss").get(name)
-            data["losses"][name]["options"] = _dump(entry.parse_options(loss.options, f"losses.{name}.options"))
-    except ToolkitError as exc:
-        raise RecipeError(f"{source}: {exc}") from None
-    return Recipe.model_validate(data)
-
-
-def _dump(options) -> dict:
-    if options is None:
-        return {}
-    return options.model_dump(mode="json") if isinstance(options, BaseModel) else dict(options)
-
-
 def to_yaml(recipe: Recipe) -> str:
     return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)
-
-
-def recipe_schema() -> dict:
-    """The JSON schema of recipes, with every registered plugin's options.
-
-    ``data.options``, ``model.options`` and ``losses.NAME.options`` follow the options model of
-    the dataset, network and loss term the recipe names (JSON Schema ``if``/``then``), and the
-    names themselves are limited to those registered, so an editor checks a whole recipe.
-    """
-    from pydantic.json_schema import models_json_schema
-
-    from .plugins import registry
-
-    kinds = {"dataset": registry("dataset").entries(), "network": registry("network").entries(),
-             "loss": registry("loss").entries()}
-    models, seen = [(Recipe, "validation")], {Recipe}
-    for entries in kinds.values():
-        for entry in entries:
-            if entry.options is not None and entry.options not in seen:
-                seen.add(entry.options)
-                models.append((entry.options, "validation"))
-    refs, top = models_json_schema(models, ref_template="#/$defs/{model}")
-    defs = top["$defs"]
-
-    def definition(ref: dict) -> dict:
-        return defs[ref["$ref"].split("/")[-1]]
-
-    def options_ref(entry) -> dict:
-        if entry.options is None:
-            return {"type": "object", "maxProperties": 0, "description": f"{entry.kind} '{entry.name}' takes no options"}
-        return {**refs[(entry.options, "validation")], "description": entry.description or f"options of {entry.kind} '{entry.name}'"}
-
-    root = dict(definition(refs[(Recipe, "validation")]))
-    props = root["properties"]
-    for section, key, kind in (("data", "dataset", "dataset"), ("model", "network", "network")):
-        target = definition(props[section])
-        names = [e.name for e in kinds[kind]]
-        target["properties"][key] = {**target["properties"][key], "enum": names}
-        target["allOf"] = [{"if": {"properties": {key: {"const": e.name}}, "required": [key]},
-                            "then": {"properties": {"options": options_ref(e)}}} for e in kinds[kind]]
-    losses = props["losses"]
-    loss_config = losses.get("additionalProperties", {})
-    losses["propertyNames"] = {"enum": [e.name for e in kinds["loss"]]}
-    losses["properties"] = {e.name: {"allOf": [loss_config, {"properties": {"options": options_ref(e)}}],
-                                     "description": e.description} for e in kinds["loss"]}
-    root["$defs"] = defs
-    root["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    return root

@@ -9,6 +9,14 @@ from typing import Any, Callable
 from pydantic import BaseModel, ValidationError
 
 from .errors import PluginError, RegistryError, ToolkitError, did_you_mean
+from .recipe import format_validation_error
+
+
+def options_dict(options) -> dict:
+    """Parsed options (a pydantic model, a dict or None) as a plain JSON-ready dict."""
+    if options is None:
+        return {}
+    return options.model_dump(mode="json") if isinstance(options, BaseModel) else dict(options)
 
 
 @dataclass
@@ -58,8 +66,6 @@ class Entry:
         try:
             return self.options.model_validate(options or {})
         except ValidationError as exc:
-            from .recipe import format_validation_error
-
             raise ToolkitError(format_validation_error(exc, prefix=where, model=self.options)) from None
 
     def origin(self) -> str:
@@ -91,20 +97,6 @@ class Entry:
         return result
 
 
-def _check_dataset(result, kwargs) -> str | None:
-    from .data import check_imageset
-
-    return check_imageset(result, kwargs.get("split", "?"))
-
-
-def _check_networks(result, kwargs) -> str | None:
-    from .networks import Networks
-
-    if not isinstance(result, Networks):
-        return f"returned {type(result).__name__}, expected toolkit.networks.Networks"
-    return None
-
-
 def _check_loss(result, kwargs) -> str | None:
     if not callable(result):
         return f"returned {type(result).__name__}, expected a toolkit.losses.LossTerm (a callable)"
@@ -122,13 +114,18 @@ def _check_classifier(result, kwargs) -> str | None:
     return None
 
 
-# what each kind's factory must return; a check returns a problem (completing "<entry> ...") or None
+# what each kind's factory must return; a check returns a problem (completing "<entry> ...") or None.
+# The module that defines a kind's result type states its check with check_results (toolkit.data: dataset,
+# toolkit.networks: network), so that this layer imports neither (the import contract, tests/test_imports.py).
 RESULT_CHECKS: dict[str, Callable] = {
-    "dataset": _check_dataset,
-    "network": _check_networks,
     "loss": _check_loss,
     "classifier": _check_classifier,
 }
+
+
+def check_results(kind: str, check: Callable) -> None:
+    """State what the factories of ``kind`` must return: ``check(result, kwargs) -> problem or None``."""
+    RESULT_CHECKS[kind] = check
 
 
 class Registry:

@@ -10,22 +10,19 @@ import json
 import statistics
 from pathlib import Path
 
-from .train import RESUME_FILE
+from .images import atomic_write
+from .rundir import RunDir
 
 
-def run_dir(out: Path, labels, seed: int) -> Path:
-    return Path(out) / f"labels-{labels}" / f"seed-{seed}"
+def run_dir(out: Path, labels, seed: int) -> RunDir:
+    return RunDir(Path(out) / f"labels-{labels}" / f"seed-{seed}")
 
 
-def final_checkpoint(folder: Path, steps: int) -> Path:
-    return folder / "checkpoints" / f"step-{steps:06d}.safetensors"
-
-
-def state(folder: Path, steps: int) -> str:
+def state(run: RunDir, steps: int) -> str:
     """'done', 'partial' (resume it) or 'new'."""
-    if final_checkpoint(folder, steps).is_file():
+    if run.checkpoint(steps).is_file():
         return "done"
-    return "partial" if (folder / RESUME_FILE).is_file() else "new"
+    return "partial" if run.can_resume() else "new"
 
 
 def mean_std(values: list[float]) -> dict:
@@ -40,6 +37,12 @@ def summarise(reports: dict) -> dict:
         errors = [r["generator_error"]["overall"] for r in items if "generator_error" in r]
         if errors:
             row["generator_error"] = mean_std(errors)
+        translations = [r["translation_accuracy"]["overall"] for r in items if "translation_accuracy" in r]
+        if translations:
+            row["translation_accuracy"] = mean_std(translations)
+        best = [r["best"]["generator_error"] for r in items if "best" in r]
+        if best and len(best) == len(items):
+            row["best_checkpoint.generator_error"] = mean_std(best)
         names = sorted({k for r in items for k in r["encoder_accuracy"]})
         for name in names:
             row[f"encoder_accuracy.{name}"] = mean_std([r["encoder_accuracy"][name] for r in items if name in r["encoder_accuracy"]])
@@ -58,12 +61,13 @@ def markdown(summary: dict) -> str:
             value = row.get(m)
             cells.append(f"{100 * value['mean']:.2f} +- {100 * value['std']:.2f}" if value else "-")
         lines.append(f"| {labels} | {len(row['seeds'])} | " + " | ".join(cells) + " |")
+    lines.append("")
+    lines.append("Mean +- std over the runs, of the final checkpoint; best_checkpoint: of each run's evaluated "
+                 "checkpoint with the lowest generator error.")
     return "\n".join(lines) + "\n"
 
 
 def write_summary(out: Path, summary: dict) -> tuple[Path, Path]:
-    from .images import atomic_write
-
     out = Path(out)
     atomic_write(out / "summary.json", lambda tmp: tmp.write_text(json.dumps(summary, indent=2)))
     atomic_write(out / "summary.md", lambda tmp: tmp.write_text(markdown(summary)))

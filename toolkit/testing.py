@@ -187,41 +187,29 @@ def _missing_grads(module) -> list[str]:
     return [n for n, p in module.named_parameters() if p.requires_grad and p.grad is None]
 
 
-def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None):
-    """One training step's forward passes, as :class:`toolkit.train.Trainer` runs them.
+def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None, terms=None, network: str = ""):
+    """One training step's forward passes (the trainer's own :class:`toolkit.train.ForwardPasses`,
+    every optional pass on, and the extra passes of ``terms``) on random images and prior codes.
 
-    ``check(what, value, shape)`` is called on each output as soon as it exists.
+    ``check(what, value, shape)`` is called on each output as soon as it exists; an exception
+    inside the networks names ``network`` and its plugin, as in training.
     """
     import torch
 
     from .losses import StepOutputs
-    from .networks import with_fixed_weights
+    from .train import ForwardPasses
 
-    check = check or (lambda what, value, shape: None)
-    image, code, logit = (batch, *image_shape), (batch, spec.dim), (batch, 1)
-    x_real = torch.rand(image)
+    def checked(what, value, shape):
+        if check is not None:
+            check(what, value, shape)
+        return value
+
+    x_real = torch.rand(batch, *image_shape)
     z_fake = spec.sample(batch)
-    x_fake = nets.generator(z_fake)
-    check("G(z)", x_fake, image)
-    raw_real = nets.encoder(x_real)
-    check("E(x)", raw_real, code)
-    z_real = spec.code(raw_real)
-    x_rec = nets.generator(z_real)
-    check("G(E(x))", x_rec, image)
-    raw_fake = nets.encoder(x_fake)
-    check("E(G(z))", raw_fake, code)
-    d_real = nets.discriminator(x_real, z_real)
-    check("D(x, E(x))", d_real, logit)
-    d_fake = nets.discriminator(x_fake, z_fake)
-    check("D(G(z), z)", d_fake, logit)
-    x_swap = nets.generator(spec.with_variables_of(z_real, z_fake))
-    raw_swap = nets.encoder(x_swap)
-    check("E(G(u of E(x), c of z))", raw_swap, code)
-    raw_fake_fixed = with_fixed_weights(nets.encoder, x_fake)
-    check("E(G(z)), E's weights held fixed", raw_fake_fixed, code)
-    raw_swap_fixed = with_fixed_weights(nets.encoder, x_swap)
-    return StepOutputs(x_real, labels, raw_real, z_real, x_rec, z_fake, x_fake, raw_fake, d_real, d_fake, raw_swap,
-                       raw_fake_fixed, raw_swap_fixed)
+    passes = ForwardPasses(nets.generator, nets.encoder, nets.discriminator, spec,
+                           needs=frozenset({"swap", "fixed_encoder"}), check=checked, terms=terms, network=network)
+    outputs, extra = passes(x_real, z_fake, 1)
+    return StepOutputs(x_real, labels, z_fake=z_fake, step=1, extra=extra, **outputs)
 
 
 def smoke_test_network(name: str, options=None, *, image_shape=None, spec=None, batch: int = 4, seed: int = 0):
@@ -252,7 +240,7 @@ def smoke_test_network(name: str, options=None, *, image_shape=None, spec=None, 
                    f"network '{name}': the {part} has no trainable parameters")
         nets.train()
         labels = {v.name: torch.arange(batch) % v.size for v in spec.supervised}
-        out = _forward(nets, spec, shape, batch, labels,
+        out = _forward(nets, spec, shape, batch, labels, network=name,
                        check=lambda what, value, want: _check_tensor(f"network '{name}': {what}", value, want))
         _check(out.x_fake.min() >= 0 and out.x_fake.max() <= 1, f"network '{name}': G(z) must be in [0, 1] (end with a sigmoid)")
         u = out.raw_real[:, spec.slices["u"]]
@@ -333,11 +321,12 @@ def smoke_test_loss(name: str, options=None, *, spec=None, image_shape=DEFAULT_I
 
     from .losses import build_losses, loss_problem
     from .recipe import LossConfig
+    from .registry import options_dict
 
     spec = spec or tiny_spec()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        (term,) = build_losses({name: LossConfig(options=_options_dict(options))}, spec).values()
+        (term,) = build_losses({name: LossConfig(options=options_dict(options))}, spec).values()
         _check(callable(term), f"loss '{name}': the factory must return a callable LossTerm, got {type(term).__name__}")
         nets = linear_networks(spec, image_shape)
         partial = {v.name: torch.where(torch.arange(batch) % 2 == 0, torch.arange(batch) % v.size, -1) for v in spec.supervised}
@@ -345,7 +334,7 @@ def smoke_test_loss(name: str, options=None, *, spec=None, image_shape=DEFAULT_I
         first = None
         for case, labels in (("partial labels", partial), ("no labels", unlabeled)):
             nets.zero_grad(set_to_none=True)
-            parts = term(_forward(nets, spec, image_shape, batch, labels))
+            parts = term(_forward(nets, spec, image_shape, batch, labels, terms={name: term}))
             where = f"loss '{name}' ({case})"
             # the same rules the trainer applies at every step (toolkit.losses.run_term)
             problem = loss_problem(parts, finite=True)
@@ -360,12 +349,6 @@ def smoke_test_loss(name: str, options=None, *, spec=None, image_shape=DEFAULT_I
     return first
 
 
-def _options_dict(options) -> dict:
-    if options is None:
-        return {}
-    return options.model_dump() if hasattr(options, "model_dump") else dict(options)
-
-
 def smoke_test_recipe(recipe, run_dir, overrides=(), steps: int = 2):
     """Train a recipe (a YAML path or a dict) for ``steps`` steps on the CPU, then translate with it.
 
@@ -375,9 +358,11 @@ def smoke_test_recipe(recipe, run_dir, overrides=(), steps: int = 2):
     """
     import torch
 
+    from .data import load_dataset
     from .model import load_model
-    from .recipe import apply_overrides, parse_recipe, read_yaml, resolve
-    from .train import Trainer, load_dataset
+    from .plugins import resolve
+    from .recipe import apply_overrides, parse_recipe, read_yaml
+    from .train import Trainer
 
     data = read_yaml(Path(recipe)) if isinstance(recipe, (str, Path)) else copy.deepcopy(recipe)
     train = [f"train.steps={steps}", "train.device=cpu", "train.log_every=1", f"train.sample_every={steps}",

@@ -17,19 +17,22 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
-from .data import ImageSet, LabeledSampler, derive_attributes, select_labels
-from .ema import WeightAverage
-from .errors import ToolkitError
-from .images import save_grid
-from .latent import LatentSpec, Variable
-from .losses import StepOutputs, build_losses, describe_bad_loss, good_checkpoint, ramp_factor, run_term
-from .networks import build_networks, network_failure, reestimating_norms, with_fixed_weights
-from .plugins import get_plugins, registry
-from .recipe import Recipe, to_yaml
 from . import checks, distributed, speed
-from .distributed import World
+from .augment import augment
+from .data import LabeledSampler, load_dataset, select_labels
+from .distributed import World, pick_device
+from .ema import WeightAverage
+from .errors import PluginError, ToolkitError
+from .evaluate import evaluate
+from .images import atomic_write, save_grid
+from .latent import LatentSpec, build_spec
+from .losses import StepOutputs, build_losses, describe_bad_loss, has_extra_passes, loss_origin, ramp_factor, run_term
+from .model import Model
+from .networks import build_networks, network_failure, reestimating_norms, with_fixed_weights
+from .plugins import plugin_versions
+from .recipe import Recipe, to_yaml
+from .rundir import RunDir
 
-RESUME_FILE = "resume.safetensors"
 NEVER = torch.tensor(2**62)
 
 
@@ -37,103 +40,93 @@ class TrainingStopped(ToolkitError):
     """Training stopped early (a non-finite loss); the last good checkpoint is kept."""
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ToolkitError(f"device '{name}' asked for, but CUDA is not available here (use --device cpu)")
-    try:
-        return torch.device(name)
-    except RuntimeError:
-        raise ToolkitError(f"unknown device '{name}': use auto, cpu, cuda or cuda:N") from None
-
-
-def load_dataset(recipe: Recipe, split: str) -> ImageSet:
-    """The ``split`` of the recipe's dataset, with the recipe's derived attributes added."""
-    entry = registry("dataset").get(recipe.data.dataset)
-    data = entry.build(options=recipe.data.options, split=split, where="data.options")
-    return derive_attributes(data, recipe.data.attributes)
-
-
-def build_spec(recipe: Recipe, data: ImageSet) -> LatentSpec:
-    """The latent spec of a recipe, taking class names from the attributes that supervise."""
-    variables = []
-    for name, v in recipe.latent.variables.items():
-        where = f"latent.variables.{name}"
-        if v.kind == "continuous":
-            variables.append(Variable(name, "continuous", prior=v.prior))
-            continue
-        classes = v.classes
-        if v.label is not None:
-            try:
-                data.attribute(v.label)
-            except ToolkitError as exc:
-                raise ToolkitError(f"{where}.label: {exc}") from None
-            data_classes = data.classes[v.label]
-            if classes is None:
-                classes = data_classes
-            elif isinstance(classes, int) and classes != len(data_classes):
-                raise ToolkitError(f"{where}.classes: {classes}, but attribute '{v.label}' has {len(data_classes)} classes")
-            elif isinstance(classes, list) and len(classes) != len(data_classes):
-                raise ToolkitError(f"{where}.classes: {len(classes)} names, but attribute '{v.label}' has {len(data_classes)} classes")
-        if isinstance(classes, int):
-            classes = [str(i) for i in range(classes)]
-        variables.append(Variable(name, "categorical", classes=list(classes), label=v.label))
-    return LatentSpec(recipe.latent.u.size, variables, recipe.latent.u.prior)
-
-
-def plugin_versions() -> dict:
-    return {name: f"{i.distribution} {i.version}".strip() for name, i in get_plugins().info.items() if not i.error}
-
-
 class ForwardPasses(torch.nn.Module):
     """The six forward passes of one step, as one module (the unit DDP wraps).
 
     Returns what :class:`~toolkit.losses.StepOutputs` needs besides the batch, in fp32 whatever
-    the autocast precision.
+    the autocast precision. ``check(what, value, shape)``, when given, sees each output as soon
+    as it exists and returns it (the smoke tests in :mod:`toolkit.testing` run these passes).
     """
 
     def __init__(self, generator, encoder, discriminator, spec: LatentSpec, precision: str = "fp32",
-                 needs: frozenset = frozenset(), network: str = ""):
+                 needs: frozenset = frozenset(), check=None, terms: dict | None = None, d_augment: tuple = (),
+                 network: str = ""):
         super().__init__()
         self.generator, self.encoder, self.discriminator = generator, encoder, discriminator
-        self.spec, self.precision, self.network = spec, precision, network
+        self.spec, self.precision, self.check, self.network = spec, precision, check, network
         self.swap, self.fixed_encoder = "swap" in needs, "fixed_encoder" in needs
+        # terms with passes of their own (not submodules: they hold no weights of their own)
+        self._extra_terms = {name: t for name, t in (terms or {}).items() if has_extra_passes(t)}
+        self.d_augment = tuple(d_augment)
 
-    def forward(self, x_real: torch.Tensor, z_fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _d_view(self, x: torch.Tensor) -> torch.Tensor:
+        """What D sees of an image batch: DiffAugment's transform when ``train.d_augment`` names one."""
+        return augment(x, self.d_augment) if self.d_augment else x
+
+    def forward(self, x_real: torch.Tensor, z_fake: torch.Tensor, step: int = 0):
+        """Returns ``(outputs, extra)``: the named outputs in fp32, and each extra-pass term's tensors.
+
+        An exception inside the networks is one line naming the network's plugin (traceback with
+        ``--debug``); one inside a term's extra passes names the loss term.
+        """
         try:
-            return self._passes(x_real, z_fake)
+            return self._passes(x_real, z_fake, step)
         except ToolkitError:
             raise
         except Exception as exc:  # inside a network plugin: one line naming it (traceback with --debug)
+            if isinstance(exc, AssertionError) and self.check is not None:
+                raise  # a smoke test's check says what broke (toolkit.testing)
             raise network_failure(self.network, exc, len(x_real)) from exc
 
-    def _passes(self, x_real: torch.Tensor, z_fake: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _passes(self, x_real: torch.Tensor, z_fake: torch.Tensor, step: int):
+        seen = self.check or _as_is
+        image, code, logit = tuple(x_real.shape), (len(x_real), self.spec.dim), (len(x_real), 1)
         with speed.autocast(self.precision, x_real.device):
-            x_fake = self.generator(z_fake)
-            raw_real = self.encoder(x_real)
+            x_fake = seen("G(z)", self.generator(z_fake), image)
+            raw_real = seen("E(x)", self.encoder(x_real), code)
             z_real = self.spec.code(raw_real.float())
-            x_rec = self.generator(z_real)
-            raw_fake = self.encoder(x_fake)
-            d_real = self.discriminator(x_real, z_real)
-            d_fake = self.discriminator(x_fake, z_fake)
+            x_rec = seen("G(E(x))", self.generator(z_real), image)
+            raw_fake = seen("E(G(z))", self.encoder(x_fake), code)
+            d_real = seen("D(x, E(x))", self.discriminator(self._d_view(x_real), z_real), logit)
+            d_fake = seen("D(G(z), z)", self.discriminator(self._d_view(x_fake), z_fake), logit)
             out = {"raw_real": raw_real, "z_real": z_real, "x_rec": x_rec, "x_fake": x_fake,
                    "raw_fake": raw_fake, "d_real": d_real, "d_fake": d_fake}
             if self.fixed_encoder:
-                out["raw_fake_fixed"] = with_fixed_weights(self.encoder, x_fake)
+                out["raw_fake_fixed"] = seen("E(G(z)), E's weights held fixed", with_fixed_weights(self.encoder, x_fake), code)
             if self.swap:  # translations: u of the real image, variables of the prior sample
                 x_swap = self.generator(self.spec.with_variables_of(z_real, z_fake))
-                out["raw_swap"] = self.encoder(x_swap)
+                out["raw_swap"] = seen("E(G(u of E(x), c of z))", self.encoder(x_swap), code)
                 if self.fixed_encoder:
-                    out["raw_swap_fixed"] = with_fixed_weights(self.encoder, x_swap)
-        return {k: v.float() for k, v in out.items()}
+                    out["raw_swap_fixed"] = seen("E(G(u of E(x), c of z)), E's weights held fixed",
+                                                 with_fixed_weights(self.encoder, x_swap), code)
+            batch = {"x_real": x_real, "z_fake": z_fake, "z_real": z_real, "x_fake": x_fake, "raw_real": raw_real}
+            extra = {name: self._extra_passes(name, term, batch, step) for name, term in self._extra_terms.items()}
+        return {k: v.float() for k, v in out.items()}, extra
+
+    def _extra_passes(self, name: str, term, batch: dict, step: int) -> dict:
+        """A loss term's own passes; an exception inside them is one line naming the term and its plugin."""
+        try:
+            return term.extra_passes(self, batch, step)
+        except ToolkitError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, torch.OutOfMemoryError):
+                raise  # the step's batch is too large: said once, in forward
+            lines = str(exc).strip().splitlines()
+            raise PluginError(f"{loss_origin(name)} failed in its extra passes: {type(exc).__name__}: "
+                              f"{lines[0] if lines else ''}") from exc
+
+
+def _as_is(what: str, value: torch.Tensor, shape: tuple) -> torch.Tensor:
+    return value
 
 
 class Trainer:
     """Holds the run's state; :meth:`run` trains to ``recipe.train.steps``."""
 
     def __init__(self, recipe: Recipe, run_dir: Path, device: str = "auto", console=None, world: World = World()):
-        self.recipe, self.run_dir, self.console, self.world = recipe, Path(run_dir), console, world
+        self.recipe, self.console, self.world = recipe, console, world
+        self.folder = RunDir(run_dir)
         self.device = pick_device(device)
         if recipe.optim.batch_size % world.size:
             raise ToolkitError(f"optim.batch_size {recipe.optim.batch_size} does not split evenly over {world.size} processes")
@@ -159,7 +152,7 @@ class Trainer:
         self.losses = build_losses(recipe.losses, self.spec)
         needs = frozenset().union(*(term.needs for term in self.losses.values()))
         self.forward = ForwardPasses(*speed.step_networks(self.networks, fast), self.spec, fast.precision, needs,
-                                     network=recipe.model.network)
+                                     terms=self.losses, d_augment=recipe.train.d_augment, network=recipe.model.network)
         if world.distributed:
             self.forward = distributed.wrap(self.forward, self.device)
             # rank-specific noise inside the networks (after DDP copied rank 0's weights)
@@ -194,7 +187,8 @@ class Trainer:
         index = index.to(dev, non_blocking=True)
         x_real = self.images[index].float().div_(255.0).contiguous(memory_format=self.layout)
         labels = {name: lab[index] for name, lab in self.labels.items()}
-        out = StepOutputs(x_real, labels, z_fake=z_fake, **self.forward(x_real, z_fake))
+        outputs, extra = self.forward(x_real, z_fake, step)
+        out = StepOutputs(x_real, labels, z_fake=z_fake, step=step, extra=extra, **outputs)
 
         ge_total, d_total = 0.0, 0.0
         for name, term in self.losses.items():
@@ -243,14 +237,8 @@ class Trainer:
     def _grid_latents(self, columns: int = 10) -> torch.Tensor:
         """Fixed latents: one row per class of the class variable, shared style per column."""
         g = torch.Generator().manual_seed(self.recipe.seed + 12345)
-        var = self.spec.class_variable()
-        rows = var.size if var else 8
         style = self.spec.sample(columns, generator=g)
-        z = style.repeat(rows, 1)
-        if var:
-            s = self.spec.slices[var.name]
-            z[:, s] = torch.eye(var.size).repeat_interleave(columns, dim=0)
-        return z.to(self.device)
+        return self.spec.class_grid(style, rows_without_class=8).to(self.device)
 
     @torch.no_grad()
     def inference_networks(self, averaged: bool = True):
@@ -289,20 +277,16 @@ class Trainer:
     @torch.no_grad()
     def save_samples(self) -> Path:
         images = self.inference_networks().generator(self.fixed_z)
-        return save_grid(images, self.run_dir / "samples" / f"step-{self.step:06d}.png", nrow=10)
-
-    def checkpoint_path(self, step: int) -> Path:
-        return self.run_dir / "checkpoints" / f"step-{step:06d}.safetensors"
+        return save_grid(images, self.folder.sample(self.step), nrow=10)
 
     def save(self) -> Path:
         """Write the checkpoint of this step, prune old ones, then the resume file (rank 0 only)."""
+        path = self.folder.checkpoint(self.step)
         if not self.world.is_main:
-            return self.checkpoint_path(self.step)
+            return path
         meta = ckpt.checkpoint_meta(self.recipe, self.spec, self.image_shape, self.step, plugin_versions())
-        path = self.checkpoint_path(self.step)
         ckpt.save_checkpoint(path, self.inference_networks(), meta)
-        kept = sorted(path.parent.glob("step-*.safetensors"))
-        for old in kept[: -self.recipe.train.keep_checkpoints]:
+        for old in self.folder.checkpoint_files()[: -self.recipe.train.keep_checkpoints]:
             old.unlink(missing_ok=True)
         tensors = {f"model.{k}": v for k, v in self.networks.state_dict().items()}
         info = {}
@@ -318,12 +302,12 @@ class Trainer:
         tensors["rng.sampler"] = self.sampler.state()
         tensors["rng.z"] = self.z_rng.get_state()
         resume_meta = dict(meta, kind="resume", optimizers=info)
-        ckpt.write_safetensors(self.run_dir / RESUME_FILE, tensors, resume_meta)
+        ckpt.write_safetensors(self.folder.resume, tensors, resume_meta)
         return path
 
     def load_resume(self) -> list[str]:
         """Restore the state saved by :meth:`save`; returns notes for the user."""
-        path = self.run_dir / RESUME_FILE
+        path = self.folder.resume
         meta = ckpt.read_meta(path)
         tensors = ckpt.read_tensors(path)
         model = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
@@ -351,16 +335,16 @@ class Trainer:
     def log(self, record: dict) -> None:
         if not self.world.is_main:
             return
-        with open(self.run_dir / "metrics.jsonl", "a") as f:
+        with open(self.folder.metrics, "a") as f:
             f.write(json.dumps(record) + "\n")
 
     def run(self, progress=None) -> dict:
         """Train until ``recipe.train.steps``; save on SIGTERM/Ctrl-C; stop on a non-finite loss."""
         cfg, main = self.recipe.train, self.world.is_main
         if main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "recipe.yaml").write_text(to_yaml(self.recipe))
-            self.tb = _tensorboard(self.run_dir / "tensorboard")
+            self.folder.create()
+            self.folder.recipe.write_text(to_yaml(self.recipe))
+            self.tb = _tensorboard(self.folder.tensorboard)
         stop = {"signal": None, "agreed": False}  # with several ranks, they agree at log steps
 
         def stopping() -> bool:
@@ -416,8 +400,10 @@ class Trainer:
         first = {k: int(v) for k, v in self._first_bad.items() if int(v) < int(NEVER)}
         name = min(first, key=first.get) if first else next(k for k, v in last.items() if not math.isfinite(v))
         step = first.get(name, self.step)
-        raise TrainingStopped(f"{describe_bad_loss(name, last[name], step, self.losses)}; stopped; "
-                              f"{good_checkpoint(self.run_dir, step)}")
+        good = self.folder.checkpoint_before(step)
+        fallback = (f"the last checkpoint before it is {good}" if good is not None else
+                    "no checkpoint was written before it (lower the learning rates or check the loss terms and data)")
+        raise TrainingStopped(f"{describe_bad_loss(name, last[name], step, self.losses)}; stopped; {fallback}")
 
     def _evaluate(self) -> dict:
         """Encoder accuracy per supervised variable on held-out images ({} without a test split)."""
@@ -429,9 +415,6 @@ class Trainer:
 
         Generator error is measured when the recipe's classifier exists; None without a test split.
         """
-        from .evaluate import evaluate
-        from .model import Model
-
         cfg = self.recipe.evaluate
         if not self.world.is_main:
             return None
@@ -453,10 +436,26 @@ class Trainer:
         if "generator_error" in report:
             record["generator_error"] = report["generator_error"]["overall"]
             record["generator_error_per_class"] = report["generator_error"]["per_class"]
+            record["translation_accuracy"] = report["translation_accuracy"]["overall"]
             scalars["generator_error"] = report["generator_error"]["overall"]
+            scalars["translation_accuracy"] = report["translation_accuracy"]["overall"]
+            record["best"] = self._keep_if_best(record)
         self.log(record)
         self._scalars(scalars)
         return report
+
+    def _keep_if_best(self, record: dict) -> dict:
+        """Write ``best.safetensors`` when this evaluation has the lowest generator error so far
+        (ties: the later step); returns the best record (step and figures)."""
+        path = self.folder.best_record
+        best = json.loads(path.read_text()) if path.is_file() else None
+        if best is not None and best["step"] != self.step and best["generator_error"] < record["generator_error"]:
+            return best
+        meta = ckpt.checkpoint_meta(self.recipe, self.spec, self.image_shape, self.step, plugin_versions())
+        ckpt.save_checkpoint(self.folder.best, self.inference_networks(), meta)
+        best = {k: record[k] for k in ("step", "generator_error", "translation_accuracy", "encoder_accuracy")}
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(best, indent=2)))
+        return best
 
     def _scalars(self, values: dict) -> None:
         if self.tb is not None:

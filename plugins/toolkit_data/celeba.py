@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +37,7 @@ import torch
 from toolkit.data import ImageSet
 from toolkit.errors import ImageError, ToolkitError
 from toolkit.images import atomic_write, open_image
+from toolkit.recipe import expand_path
 
 from .folder import split_indices
 
@@ -50,7 +50,7 @@ CACHE_VERSION = 1
 
 
 def _path(text: str) -> Path:
-    return Path(os.path.expandvars(text)).expanduser()
+    return expand_path(text)
 
 
 def _lines(path: Path) -> list[tuple[int, list[str]]]:

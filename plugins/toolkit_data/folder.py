@@ -52,6 +52,7 @@ import torch
 from toolkit.data import MISSING, ImageSet
 from toolkit.errors import ToolkitError
 from toolkit.images import load_image
+from toolkit.recipe import expand_path
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 SPLITS = ("train", "test")
@@ -271,11 +272,11 @@ def load(options, split: str) -> ImageSet:
     """The ``split`` ('train' or 'test') of the image folder described by ``options``."""
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
-    folder = Path(options.folder).expanduser()
+    folder = expand_path(options.folder)
     names = find_images(folder)
     labels, classes = {}, {}
     if options.labels_csv is not None:
-        labels, classes = read_labels(Path(options.labels_csv).expanduser(), folder, names)
+        labels, classes = read_labels(expand_path(options.labels_csv), folder, names)
     rows = split_indices(len(names), options.test_fraction, options.split_seed, split)
     size, channels = options.image_size, options.channels
     images = torch.empty((len(rows), channels, size, size), dtype=torch.uint8)

@@ -14,6 +14,7 @@ import torch
 
 from toolkit.data import ImageSet
 from toolkit.errors import ToolkitError
+from toolkit.recipe import expand_path
 
 from .fetch import download
 
@@ -76,9 +77,7 @@ def _torchvision(name: str, root: Path, options, split: str, attribute: str, cla
 
 
 def _root(options) -> Path:
-    import os
-
-    return Path(os.path.expandvars(options.root)).expanduser()
+    return expand_path(options.root)
 
 
 def load_mnist(options, split: str) -> ImageSet:

@@ -9,7 +9,6 @@ paper's SVHN classifier).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 
 from toolkit.data import ImageSet
 from toolkit.errors import ToolkitError
+from toolkit.recipe import expand_path
 
 from .fetch import download
 
@@ -54,7 +54,7 @@ def load(options, split: str) -> ImageSet:
     """The ``split`` ('train' or 'test') of SVHN under ``options.root``."""
     if split not in FILES:
         raise ValueError(f"split must be one of {tuple(FILES)}, got {split!r}")
-    root = Path(os.path.expandvars(options.root)).expanduser()
+    root = expand_path(options.root)
     path = root / FILES[split]
     _scipy_io()
     if not path.is_file() and options.download:

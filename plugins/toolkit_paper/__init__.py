@@ -5,7 +5,17 @@ Registered lazily: torch-heavy modules are imported when a thing is built.
 
 from toolkit.hookspecs import hookimpl
 
-from .options import AdvOptions, Cnn28Options, InfoOptions, Paper28Options, Paper32Options, RecOptions, SupOptions
+from .options import (
+    AdvOptions,
+    Cnn28Options,
+    ConsistencyOptions,
+    GradientPenaltyOptions,
+    InfoOptions,
+    Paper28Options,
+    Paper32Options,
+    RecOptions,
+    SupOptions,
+)
 
 
 @hookimpl
@@ -35,6 +45,10 @@ def register_losses(register):
              description="-log E(c | G(u, c)) on generated images, trains G and E (L_I)")
     register("adv", "toolkit_paper.losses:Adversarial", options=AdvOptions,
              description="BiGAN-style joint discriminator D(x, z) (L_adv)")
+    register("consistency", "toolkit_paper.additions:Consistency", options=ConsistencyOptions,
+             description="FixMatch consistency of E's labeled heads on unlabeled real images (not in the paper)")
+    register("r1", "toolkit_paper.additions:GradientPenalty", options=GradientPenaltyOptions,
+             description="lazy R1 (or R2) gradient penalty on D's pairs (not in the paper)")
 
 
 @hookimpl

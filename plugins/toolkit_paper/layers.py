@@ -91,3 +91,15 @@ def init_networks(g: nn.Module, e: nn.Module, d: nn.Module, options) -> None:
 
 def scaled(channels: int, width: float) -> int:
     return max(1, int(round(channels * width)))
+
+
+def spectral_normalise(module: nn.Module) -> nn.Module:
+    """Put every convolution and dense layer of ``module`` under spectral normalisation
+    (``torch.nn.utils.parametrizations.spectral_norm``, one power iteration per training
+    forward; Miyato et al. 2018). Applied after initialisation; returns ``module``."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    for m in list(module.modules()):
+        if isinstance(m, (nn.Conv2d, nn.Linear, nn.ConvTranspose2d)):
+            spectral_norm(m)
+    return module

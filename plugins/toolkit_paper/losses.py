@@ -79,10 +79,14 @@ class Adversarial(LossTerm):
     """L_adv with a joint D(x, z): encoder pairs are "real", generator pairs "fake".
 
     D minimises BCE. G/E (code): G pushes D(G(z), z) -> 1 and E pushes D(x, E(x)) -> 0
-    (non-saturating, label-flipped); ``form: minimax`` uses the paper's -L_D instead.
+    (non-saturating, label-flipped); ``form: minimax`` uses the paper's -L_D instead; ``form:
+    hinge`` the hinge loss (D: relu(1 - D_real) + relu(1 + D_fake); G/E: D_real - D_fake).
     """
 
     def __call__(self, out: StepOutputs):
+        if self.options.form == "hinge":
+            d_loss = F.relu(1 - out.d_real).mean() + F.relu(1 + out.d_fake).mean()
+            return {"ge": out.d_real.mean() - out.d_fake.mean(), "d": d_loss}
         d_loss = F.softplus(-out.d_real).mean() + F.softplus(out.d_fake).mean()
         if self.options.form == "nonsaturating":
             ge_loss = F.softplus(-out.d_fake).mean() + F.softplus(out.d_real).mean()

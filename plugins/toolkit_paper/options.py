@@ -30,6 +30,9 @@ class PaperNetworkOptions(_Options):
     bn_momentum: float = Field(0.001, gt=0, le=1, description="BatchNorm momentum (TF decay 0.999 = 0.001)")
     bn_eps: float = Field(1e-3, gt=0, description="BatchNorm epsilon (TF default 1e-3)")
     width: float = Field(1.0, gt=0, le=4, description="channel multiplier (small values for smoke tests)")
+    d_spectral_norm: bool = Field(
+        False, description="spectral normalisation of D's weights (torch's parametrization; Miyato et al. 2018; not in the paper)"
+    )
     g_upsampling: Literal["deconv", "resize"] = Field(
         "deconv", description="how G doubles its resolution: deconv = 4x4 stride-2 transposed convolutions (paper, "
         "code); resize = nearest-neighbour x2 then a 3x3 convolution (no checkerboard, Odena et al. 2016)"
@@ -73,9 +76,30 @@ class InfoOptions(_Options):
 
 
 class AdvOptions(_Options):
-    form: Literal["nonsaturating", "minimax"] = Field(
-        "nonsaturating", description="code: non-saturating, label-flipped G/E loss; paper: minimax"
+    form: Literal["nonsaturating", "minimax", "hinge"] = Field(
+        "nonsaturating", description="code: non-saturating, label-flipped G/E loss; paper: minimax; hinge (not in "
+        "the paper; Lim & Ye 2017, Miyato et al. 2018): D minimises relu(1 - D(real pair)) + relu(1 + D(fake pair)), "
+        "G/E minimise D(real pair) - D(fake pair)"
     )
+
+
+Augmentation = Literal["translation", "cutout", "brightness", "contrast", "saturation", "flip"]
+
+
+class ConsistencyOptions(_Options):
+    threshold: float = Field(0.95, ge=0, le=1, description="least confidence of E on the weak view for a pseudo-label (FixMatch: 0.95)")
+    weak: list[Augmentation] = Field(["translation"], description="the weak view's augmentation, per image, in order")
+    strong: list[Augmentation] = Field(
+        ["translation", "cutout", "brightness", "contrast"], description="the strong view's augmentation, per image, in order"
+    )
+    strong_strength: float = Field(1.0, ge=0, le=2, description="scales every strong operation's extent (1: DiffAugment's)")
+
+
+class GradientPenaltyOptions(_Options):
+    gamma: float = Field(1.0, gt=0, description="penalty weight gamma (the term is gamma/2 * E||grad||^2)")
+    every: int = Field(4, ge=1, description="lazy regularisation: compute every k steps, scaled by k (StyleGAN2: 16)")
+    target: Literal["real", "fake"] = Field("real", description="real: R1 on encoder pairs (x, E(x)); fake: R2 on generator pairs")
+    wrt_code: bool = Field(True, description="also penalise the gradient with respect to D's code input")
 
 
 class Cnn28Options(_Options):

@@ -1,4 +1,8 @@
-"""The ``toolkit`` command: one small module per group of commands."""
+"""The ``toolkit`` command: one small module per group of commands.
+
+Command modules import the library inside each command, so that ``toolkit --help`` and a
+user error start without torch.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +11,12 @@ import sys
 import typer
 
 from ..errors import ToolkitError
-
-app = typer.Typer(
-    name="toolkit",
-    help="Controllable image generation and translation with disentangled representations.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-state = {"debug": False}
-
-
-@app.callback()
-def _options(
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-):
-    state["debug"] = debug
-    if version:
-        from .. import __version__
-
-        typer.echo(f"toolkit {__version__}")
-        raise typer.Exit()
+from .base import app, state
 
 
 def _register_commands() -> None:
-    from . import classifier, evaluate, images, plugins, recipe, sweep, train  # noqa: F401  (they add commands to app)
-
     from ..plugins import get_plugins
+    from . import classifier, evaluate, explore, images, plugins, recipe, sweep, train  # noqa: F401  (they add commands to app)
 
     get_plugins().add_commands(app)
 

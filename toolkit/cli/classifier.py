@@ -8,49 +8,55 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .base import app
 
 classifier_app = typer.Typer(help="Train or inspect reference classifiers (to judge generated images).",
                              no_args_is_help=True)
 app.add_typer(classifier_app, name="classifier")
 
 OPTION_HELP = "A dataset option: key=value (value read as YAML), e.g. root=~/data, download=false. Repeatable."
-DEFAULT_DIR = Path("~/.cache/toolkit/classifiers")
+DEFAULT_DIR = "~/.cache/toolkit/classifiers"
 
 
 def default_path(dataset: str, attribute: str) -> Path:
-    return (DEFAULT_DIR / f"{dataset}-{attribute}.safetensors").expanduser()
+    from ..recipe import expand_path
+
+    return expand_path(f"{DEFAULT_DIR}/{dataset}-{attribute}.safetensors")
 
 
 @classifier_app.command("train")
 def train(
     dataset: Optional[str] = typer.Argument(None, help="Registered dataset (see toolkit plugins); or use --recipe."),
-    recipe: Optional[Path] = typer.Option(None, "--recipe", help="Take the dataset, its options and the attributes it declares (e.g. hair) from a recipe."),
+    recipe: Optional[Path] = typer.Option(
+        None, "--recipe", help="Take the dataset, its options and the attributes it declares (e.g. hair) from a recipe."),
     attribute: str = typer.Option(..., "--attribute", "-a", help="The labeled attribute to predict."),
     option: list[str] = typer.Option([], "--option", help=OPTION_HELP),
-    network: str = typer.Option("cnn28", "--network", help="Registered classifier network."),
+    network: Optional[str] = typer.Option(None, "--network", help="Registered classifier network (default: the one registered)."),
     network_option: list[str] = typer.Option([], "--network-option", help="A network option: key=value. Repeatable."),
     epochs: int = typer.Option(8, "--epochs", min=1),
     batch_size: int = typer.Option(128, "--batch-size", min=2),
     lr: float = typer.Option(1e-3, "--lr"),
     seed: int = typer.Option(0, "--seed"),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-    out: Optional[Path] = typer.Option(None, "-o", "--out", help="Output file (default: ~/.cache/toolkit/classifiers/DATASET-ATTR.safetensors)."),
+    out: Optional[Path] = typer.Option(
+        None, "-o", "--out", help="Output file (default: ~/.cache/toolkit/classifiers/DATASET-ATTR.safetensors)."),
     limit: Optional[int] = typer.Option(None, "--limit", hidden=True, help="Train on at most this many images (tests)."),
+    reject: bool = typer.Option(True, "--reject/--no-reject", help="Learn a 'no class' output from blobs, noise and "
+                                "ghosts of two classes, so blurred samples are not counted as a class."),
 ):
     """Train a classifier for DATASET's ATTRIBUTE; save it with its test accuracy and data hash."""
     from rich.console import Console
 
-    from ..classifier import save_classifier, train_classifier
+    from ..classifier import default_network, save_classifier, train_classifier
+    from ..errors import ToolkitError
     from ..recipe import apply_overrides
     from .progress import progress
-
-    from ..errors import ToolkitError
 
     attributes = {}
     dataset_options = {}
     if recipe is not None:
-        from ..recipe import load_recipe, resolve
+        from ..plugins import resolve
+        from ..recipe import load_recipe
 
         r = resolve(load_recipe(recipe), str(recipe))
         if dataset is not None and dataset != r.data.dataset:
@@ -63,6 +69,7 @@ def train(
     from ..outputs import output_file, writing
 
     out = output_file(out or default_path(dataset, attribute), f"{dataset}-{attribute}.safetensors", "-o")  # before training
+    network = network or default_network()
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"training classifier '{network}' for {dataset} / {attribute} ({epochs} epochs) -> {out}")
     with progress(console, "classifier", None) as bar:
@@ -72,7 +79,7 @@ def train(
 
         module, meta = train_classifier(dataset, dataset_options, attribute, network, network_options, epochs=epochs,
                                         batch_size=batch_size, lr=lr, seed=seed, device=device, progress=update,
-                                        limit=limit, attributes=attributes)
+                                        limit=limit, attributes=attributes, reject=reject)
     with writing(out):
         save_classifier(out, module, meta)
     typer.echo(f"test accuracy {meta['test_accuracy']:.2%} on {meta['test_images']} images; saved {out}")

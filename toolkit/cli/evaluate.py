@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from . import app
+from .base import app
 from .images import CKPT_HELP, open_model
 
 
@@ -17,7 +17,8 @@ def evaluate(
     classifier: Optional[Path] = typer.Option(None, "--classifier", help="Judge (default: the recipe's evaluate.classifier)."),
     n: Optional[int] = typer.Option(None, "--n", min=1, help="Generated images per class (default: the recipe's, 500)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the generated latents (default: the recipe's)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="JSON report (default: next to the checkpoint; in a folder: report.eval.json there)."),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output", help="JSON report (default: next to the checkpoint; in a folder: report.eval.json there)."),
     strength: float = typer.Option(1.0, "--strength", min=0.0, max=10.0, help="Translations: as `toolkit translate --strength`."),
     keep_details: bool = typer.Option(False, "--keep-details", help="Translations: as `toolkit translate --keep-details`."),
     device: str = typer.Option("auto", "--device"),
@@ -26,8 +27,10 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
-    from ..evaluate import evaluate as run, report_path, write_report
+    from ..evaluate import evaluate as run
+    from ..evaluate import write_report
     from ..outputs import output_file, writing
+    from ..rundir import report_path
 
     if output is not None:
         output = output_file(output, "report.eval.json", "-o")

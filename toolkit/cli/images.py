@@ -9,59 +9,21 @@ from typing import Optional
 import typer
 
 from ..errors import ToolkitError
-from . import app
+from .base import app
 
 CKPT_HELP = "Checkpoint (.safetensors). Default: the newest under ./runs."
 VAR_HELP = "Set a latent variable: NAME=VALUE (class name or index, or a number). Repeatable."
 
 
 def open_model(checkpoint: Optional[Path], device: str):
-    from ..model import load_model, newest_checkpoint
-    from ..train import pick_device
+    from ..distributed import pick_device
+    from ..model import load_model
+    from ..rundir import newest_checkpoint
 
     if checkpoint is None:
         checkpoint = newest_checkpoint()
         typer.echo(f"using the newest checkpoint: {checkpoint}", err=True)
     return load_model(checkpoint, str(pick_device(device)))
-
-
-def read_images(model, paths: list[Path]):
-    import torch
-
-    from ..images import load_image
-
-    channels, height, width = model.image_shape
-    crop = input_crop(model.recipe)
-    return torch.stack([load_image(p, channels, (height, width), crop) for p in paths])
-
-
-def input_crop(recipe):
-    """The training data's own framing of input images, when its dataset plugin declares one
-    (``register(..., input_crop="module:function")``, called as ``function(options, width, height)``)."""
-    from ..plugins import registry
-
-    if recipe.data.dataset not in registry("dataset"):
-        return None
-    entry = registry("dataset").get(recipe.data.dataset)
-    crop = entry.resolve_extra("input_crop")
-    if crop is None:
-        return None
-    options = entry.parse_options(recipe.data.options, "data.options")
-
-    def framed(width: int, height: int):
-        from ..errors import PluginError
-
-        try:
-            box = tuple(crop(options, width, height))
-            if len(box) != 4:
-                raise ValueError(f"returned {len(box)} numbers, expected (left, top, right, bottom)")
-            return box
-        except ToolkitError:
-            raise
-        except Exception as exc:  # inside the plugin: one line naming it (traceback with --debug)
-            raise PluginError(f"{entry.origin()} input_crop failed: {type(exc).__name__}: {exc}") from exc
-
-    return framed
 
 
 def done(path: Path, what: str) -> None:
@@ -88,22 +50,19 @@ def generate(
     checkpoint: Optional[Path] = typer.Option(None, "-c", "--checkpoint", help=CKPT_HELP),
     set_: list[str] = typer.Option([], "--set", help=VAR_HELP),
     n: int = typer.Option(0, "--n", min=0, max=4096, help="Images (default: 64, or 10 per class when no class is set)."),
-    output: Path = typer.Option(Path("generated.png"), "-o", "--output", help="Image grid to write (.png, .jpg, ...; in a folder: generated.png there)."),
+    output: Path = typer.Option(Path("generated.png"), "-o", "--output",
+                                help="Image grid to write (.png, .jpg, ...; in a folder: generated.png there)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the latent samples."),
     device: str = typer.Option("auto", "--device"),
 ):
     """Sample images with chosen characteristics (e.g. --set digit=7)."""
-    import torch
-
     output = image_output(output, "generated.png")
     model = open_model(checkpoint, device)
     values = model.spec.parse_assignments(set_)
     var = model.spec.class_variable()
     if var is not None and var.name not in values:  # one row per class, shared style per column
         per_class = n or 10
-        z = model.sample_z(per_class, values, seed).cpu().repeat(var.size, 1)
-        s = model.spec.slices[var.name]
-        z[:, s] = torch.eye(var.size).repeat_interleave(per_class, dim=0)
+        z = model.spec.class_grid(model.sample_z(per_class, values, seed).cpu())
         images, nrow, what = model.decode(z), per_class, f"one row per {var.name}: {', '.join(var.classes)}"
     else:
         n = n or 64
@@ -134,6 +93,8 @@ def translate(
     output = image_output(output, "translated.png")
     model = open_model(checkpoint, device)
     values = model.spec.parse_assignments(set_)
+    from ..model import read_images
+
     x = read_images(model, images)
     if sweep:
         var = model.spec[sweep]
@@ -162,6 +123,8 @@ def interpolate(
 
     output = image_output(output, "interpolated.png")
     model = open_model(checkpoint, device)
+    from ..model import read_images
+
     x = read_images(model, [image_a, image_b])
     line = model.interpolate(x[:1], x[1:], steps)
     grid = torch.cat([x[:1], line, x[1:]])

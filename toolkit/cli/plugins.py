@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import ToolkitError
-from . import app
+from .base import app
 
 plugins_app = typer.Typer(help="List plugins and what they registered; `show [KIND] NAME` describes one entry.")
 app.add_typer(plugins_app, name="plugins")
@@ -144,7 +144,8 @@ def _jsonable(value):
 
 @plugins_app.command("show")
 def show(
-    first: str = typer.Argument(..., metavar="[KIND] NAME", help="dataset, network, loss or classifier, then its name (the kind may be left out when the name is unique)."),
+    first: str = typer.Argument(..., metavar="[KIND] NAME", help="dataset, network, loss or classifier, then its name "
+                                "(the kind may be left out when the name is unique)."),
     second: Optional[str] = typer.Argument(None, hidden=True),
     as_json: bool = typer.Option(False, "--json", help="Print JSON (with the options' JSON schema)."),
 ):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from . import app
+from .base import app
 
 recipe_app = typer.Typer(help="Show the resolved recipe, validate recipes, or print their JSON schema "
                               "(a plugin's options: toolkit plugins show KIND NAME).", no_args_is_help=True)
@@ -17,7 +17,8 @@ SET_HELP = "Override a recipe field: key.path=value (value read as YAML). Repeat
 
 
 def load_resolved(path: Path, overrides: list[str]):
-    from ..recipe import load_recipe, resolve
+    from ..plugins import resolve
+    from ..recipe import load_recipe
 
     return resolve(load_recipe(path, overrides), source=str(path))
 
@@ -58,6 +59,6 @@ def validate(recipe: list[Path] = typer.Argument(..., help="Recipe YAML files.")
 def schema():
     """Print the JSON schema of recipes, with the options of every installed dataset, network and
     loss term (for editors and validators)."""
-    from ..recipe import recipe_schema
+    from ..plugins import recipe_schema
 
     typer.echo(json.dumps(recipe_schema(), indent=2))

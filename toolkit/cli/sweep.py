@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from ..errors import ToolkitError
-from . import app
+from .base import app
 from .recipe import SET_HELP
 
 
@@ -30,46 +30,44 @@ def sweep(
     device: Optional[str] = typer.Option(None, "--device"),
 ):
     """Train and evaluate every (labels, seed) pair; resumable; writes summary.json and summary.md."""
-    from ..evaluate import evaluate, report_path, write_report
-    from ..model import load_model
-    from ..recipe import load_recipe, resolve
     from .. import sweep as sw
-    from .train import _train
+    from ..distributed import pick_device
+    from ..evaluate import evaluate, write_report
+    from ..model import load_model
+    from ..outputs import output_folder
+    from ..plugins import resolve
+    from ..recipe import load_recipe
+    from ..rundir import report_path
+    from .train import train_run
 
     base = resolve(load_recipe(recipe, set_), str(recipe))
-    from ..outputs import output_folder
-
     out = output_folder(out or Path("runs") / f"sweep-{base.name}", "--out")
     reports: dict = {}
     for count in _ints(labels, "--labels"):
         for seed in _ints(seeds, "--seeds"):
-            folder = sw.run_dir(out, count, seed)
+            run = sw.run_dir(out, count, seed)
             r = resolve(load_recipe(recipe, [*set_, f"seed={seed}", f"data.labels={count}"]), str(recipe))
-            status = sw.state(folder, r.train.steps)
-            typer.echo(f"[labels {count}, seed {seed}] {status}: {folder}", err=True)
+            status = sw.state(run, r.train.steps)
+            typer.echo(f"[labels {count}, seed {seed}] {status}: {run}", err=True)
             if status != "done":
-                _train(r, folder, device or r.train.device, status == "partial", False)
-            final = sw.final_checkpoint(folder, r.train.steps)
+                train_run(r, run.path, device=device or r.train.device, resume=status == "partial")
+            final = run.checkpoint(r.train.steps)
             cached = report_path(final)
             cfg = r.evaluate
             key = _report_key(final, cfg)
             report = _reusable(cached, key)
             if report is None:  # none yet, or made from another checkpoint file, classifier or protocol
-                model = load_model(final, _device(device or r.train.device))
+                model = load_model(final, str(pick_device(device or r.train.device)))
                 report = evaluate(model, cfg.classifier_path(), cfg.samples_per_class, cfg.seed)
                 report["reuse_key"] = key
                 write_report(report, cached)
             report["seed"] = seed
+            if run.best_record.is_file():  # the lowest generator error among the run's own evaluations
+                report["best"] = json.loads(run.best_record.read_text())
             reports.setdefault(count, []).append(report)
     summary = sw.summarise(reports)
     json_path, md_path = sw.write_summary(out, summary)
     typer.echo(sw.markdown(summary) + f"wrote {json_path} and {md_path}")
-
-
-def _device(name: str) -> str:
-    from ..train import pick_device
-
-    return str(pick_device(name))
 
 
 def _report_key(checkpoint: Path, cfg) -> dict:

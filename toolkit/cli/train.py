@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from ..errors import ToolkitError
-from . import app
+from ..rundir import RunDir
+from .base import app
 from .recipe import SET_HELP
-
-
-def new_run_dir(name: str) -> Path:
-    base = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = base.with_name(f"{base.name}-{n}")
-    return path
 
 
 @app.command("train")
@@ -45,23 +36,22 @@ def train(
 
     _join(world, device or resolved.train.device)
     if resume is not None:
-        run_dir = resume
+        run = RunDir(resume)
     else:
-        run_dir = out or distributed.broadcast_object(new_run_dir(resolved.name), world)
-        if run_dir.exists() and not run_dir.is_dir():
-            raise ToolkitError(f"--out {run_dir}: is a file, not a folder")
-        check_free(run_dir)
+        run = RunDir(out) if out else distributed.broadcast_object(RunDir.new(resolved.name), world)
+        run.check_free()
     distributed.barrier(world)  # every rank checked the run folder before rank 0 writes to it
     try:
-        _train(resolved, run_dir, device or resolved.train.device, resume is not None, dry_run, world)
+        train_run(resolved, run.path, device=device or resolved.train.device, resume=resume is not None,
+                  dry_run=dry_run, world=world)
     finally:
         distributed.shutdown()
 
 
 def _resolved_recipe(recipe: Optional[Path], set_: list[str], resume: Optional[Path]):
     """The run's recipe: RECIPE with --set overrides, or the one kept in the --resume folder."""
-    from ..recipe import apply_overrides, load_recipe, parse_recipe, read_yaml, resolve
-    from ..train import RESUME_FILE
+    from ..plugins import resolve
+    from ..recipe import apply_overrides, load_recipe, parse_recipe, read_yaml
 
     if resume is None:
         if recipe is None:
@@ -72,11 +62,11 @@ def _resolved_recipe(recipe: Optional[Path], set_: list[str], resume: Optional[P
     bad = [s for s in set_ if not s.startswith("train.")]
     if bad:
         raise ToolkitError(f"--resume only allows train.* overrides (e.g. train.steps), got: {', '.join(bad)}")
-    if not (resume / RESUME_FILE).is_file():
-        raise ToolkitError(f"{resume}: no {RESUME_FILE} here, nothing to resume")
-    source = resume / "recipe.yaml"
+    run = RunDir(resume)
+    run.check_resumable()
+    source = run.recipe
     recipe = parse_recipe(apply_overrides(read_yaml(source), set_), str(source))
-    _name_missing_plugins(recipe, resume / RESUME_FILE)
+    _name_missing_plugins(recipe, run.resume)
     return resolve(recipe, str(source))
 
 
@@ -91,25 +81,11 @@ def _name_missing_plugins(recipe, resume_file: Path) -> None:
             raise ToolkitError(f"cannot resume {resume_file.parent}: {missing_plugin(read_meta(resume_file), kind, name)}")
 
 
-def check_free(run_dir: Path) -> None:
-    """A new run may not write into a folder that holds another run (or that cannot be written)."""
-    from ..outputs import output_folder
-    from ..train import RESUME_FILE
-
-    output_folder(run_dir, "--out")
-
-    held = [name for name in (RESUME_FILE, "recipe.yaml", "metrics.jsonl", "checkpoints") if (run_dir / name).exists()]
-    if held:
-        how = f"--resume {run_dir} or another --out" if RESUME_FILE in held else "another --out (or delete it)"
-        raise ToolkitError(f"{run_dir} already holds a run ({', '.join(held)}); use {how}")
-
-
 def _join(world, device: str) -> None:
     """Under torchrun: join the process group (gloo for CPU, NCCL for CUDA)."""
     from .. import distributed
-    from ..train import pick_device
 
-    distributed.init(world, pick_device(distributed.device_for(world, device)))
+    distributed.init(world, distributed.pick_device(distributed.device_for(world, device)))
 
 
 def _launch(nproc: int, resolved, recipe, set_, out, resume, device, dry_run) -> None:
@@ -119,8 +95,8 @@ def _launch(nproc: int, resolved, recipe, set_, out, resume, device, dry_run) ->
 
     # the checks every rank would make, made once here (a rank's error is one line among N)
     if resume is None:
-        out = out or new_run_dir(resolved.name)  # one folder name for every rank
-        check_free(out)
+        out = out or RunDir.new(resolved.name).path  # one folder name for every rank
+        RunDir(out).check_free()
     if resolved.optim.batch_size % nproc:
         raise ToolkitError(f"optim.batch_size {resolved.optim.batch_size} does not split evenly over {nproc} processes")
     args = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
@@ -137,7 +113,14 @@ def _launch(nproc: int, resolved, recipe, set_, out, resume, device, dry_run) ->
         raise typer.Exit(code)
 
 
-def _train(recipe, run_dir: Path, device: str, resuming: bool, dry_run: bool, world=None) -> None:
+def train_run(recipe, run_dir: Path, *, device: str = "auto", resume: bool = False, dry_run: bool = False,
+              world=None) -> None:
+    """Train a resolved recipe into ``run_dir`` with progress on the console, as ``toolkit train`` does.
+
+    ``resume``: continue the run in ``run_dir`` from its resume file; ``dry_run``: print the
+    resolved recipe and latent spec, train nothing. An interrupted run exits with the signal's
+    conventional code (after saving).
+    """
     from rich.console import Console
 
     from .. import distributed
@@ -156,7 +139,7 @@ def _train(recipe, run_dir: Path, device: str, resuming: bool, dry_run: bool, wo
         typer.echo("# latent spec\n# " + trainer.spec.describe().replace("\n", "\n# "))
         typer.echo(f"# run folder: {run_dir}; device: {trainer.device}; images {trainer.image_shape}")
         return
-    if resuming:
+    if resume:
         notes = trainer.load_resume()
         console.print(f"resuming {run_dir} at step {trainer.step}")
         for note in notes:

@@ -1,0 +1,97 @@
+"""What each method option costs per training step, as a ratio to the recipe without it.
+
+    OMP_NUM_THREADS=1 python benchmarks/method_cost.py [--recipe recipes/quickstart.yaml] [--steps 20] [--repeats 3]
+
+Builds one :class:`toolkit.train.Trainer` per option set from the recipe plus ``--set``-style
+overrides (the options below), on the recipe's own data, and times ``train_step`` in blocks
+of ``--steps`` steps after ``--warmup`` steps; the option sets take turns block by block (so a
+noisy machine slows them alike) and the median block is reported, with its ratio to ``base``.
+Prints a markdown table and appends it to ``--output`` (default benchmarks/RESULTS.md).
+Steps to quality are in docs/RESULTS.md; this is the other half of the trade.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+OPTIONS = {
+    "base": [],
+    "consistency (FixMatch)": ["losses.consistency.weight=10"],
+    "r1 every 4": ["losses.r1.weight=1"],
+    "r1 every step": ["losses.r1.weight=1", "losses.r1.options.every=1"],
+    "d_augment translation,cutout": ["train.d_augment=[translation,cutout]"],
+    "spectral norm in D": ["model.options.d_spectral_norm=true"],
+    "hinge loss": ["losses.adv.options.form=hinge"],
+    "ema 0.99": ["train.ema=0.99"],
+    "info supervised_by labels": ["losses.info.options.supervised_by=labels"],
+    "info on translations": ["losses.info.options.translations=true"],
+}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--recipe", default="recipes/quickstart.yaml")
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--only", default="", help="comma-separated option names (default: all)")
+    parser.add_argument("--set", action="append", default=[], help="an override for every option set")
+    parser.add_argument("--output", default=str(Path(__file__).with_name("RESULTS.md")))
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from toolkit.plugins import resolve
+    from toolkit.recipe import load_recipe
+    from toolkit.train import Trainer
+
+    names = [n.strip() for n in args.only.split(",") if n.strip()] or list(OPTIONS)
+    trainers = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in names:
+            recipe = resolve(load_recipe(args.recipe, [*args.set, *OPTIONS[name], "train.device=cpu"]), args.recipe)
+            trainer = Trainer(recipe, Path(tmp) / name.replace(" ", "_"), "cpu")
+            for step in range(1, args.warmup + 1):
+                trainer.step = step
+                trainer.train_step(step)
+            trainer.read_losses()
+            trainers[name] = trainer
+        blocks = {name: [] for name in names}
+        for _ in range(args.repeats):
+            for name, trainer in trainers.items():
+                started = time.perf_counter()
+                for _ in range(args.steps):
+                    trainer.step += 1
+                    trainer.train_step(trainer.step)
+                trainer.read_losses()
+                blocks[name].append((time.perf_counter() - started) / args.steps)
+    base = statistics.median(blocks[names[0]])
+    lines = [f"### Method options: cost per step ({datetime.date.today()}, {platform.processor() or platform.machine()}, "
+             f"{torch.get_num_threads()} thread(s), torch {torch.__version__})",
+             "",
+             f"`OMP_NUM_THREADS={torch.get_num_threads()} python benchmarks/method_cost.py --recipe {args.recipe} "
+             f"--steps {args.steps} --repeats {args.repeats}` (median of {args.repeats} blocks of {args.steps} steps; "
+             "ratio to the first row)",
+             "",
+             "| option | ms per step | ratio |",
+             "|---|---:|---:|"]
+    for name in names:
+        t = statistics.median(blocks[name])
+        lines.append(f"| {name} | {1000 * t:.0f} | {t / base:.2f} |")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.output:
+        with open(args.output, "a") as f:
+            f.write("\n" + text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""Loss terms from the literature since the paper, as options (none is in the paper or its code).
+
+- ``consistency``: FixMatch (Sohn et al. 2020) for E's supervised heads on real images: a
+  pseudo-label from a weakly augmented view, where E is confident, teaches E on a strongly
+  augmented view of the same image.
+- ``r1``: the R1 gradient penalty (Mescheder et al. 2018) on D's real (encoder) pairs, lazily
+  every k steps as in StyleGAN2; ``target: fake`` gives R2 (the generator pairs).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from toolkit.augment import augment
+from toolkit.losses import LossTerm, StepOutputs
+
+
+class Consistency(LossTerm):
+    """FixMatch on E's heads of the labeled variables, on every real image of the batch.
+
+    For each supervised categorical variable: ``p = softmax(E(weak(x)))`` without gradients;
+    rows with ``max p >= threshold`` get the pseudo-label ``argmax p``; the term is the
+    cross-entropy of ``E(strong(x))`` with it, averaged over the whole batch (FixMatch's
+    unlabeled loss; rows below the threshold add 0). Trains E only. One E pass without
+    gradients and one with, per step. Images are in [0, 1]; the views come from
+    :func:`toolkit.augment.augment` with the options' policies.
+    """
+
+    def extra_passes(self, nets, batch, step):
+        x = batch["x_real"].detach()
+        with torch.no_grad():
+            weak = nets.encoder(augment(x, self.options.weak)).float()
+        strong = nets.encoder(augment(x, self.options.strong, self.options.strong_strength))
+        return {"weak": weak, "strong": strong}
+
+    def __call__(self, out: StepOutputs):
+        views = out.extra[self.name]
+        total = views["strong"].new_zeros(())
+        for v in self.spec.supervised:
+            s = self.spec.slices[v.name]
+            probs = views["weak"][:, s].softmax(1)
+            confidence, pseudo = probs.max(1)
+            mask = (confidence >= self.options.threshold).float()
+            ce = F.cross_entropy(views["strong"][:, s].float(), pseudo, reduction="none")
+            total = total + (ce * mask).mean()
+        return {"ge": total}
+
+
+class GradientPenalty(LossTerm):
+    """R1 (``target: real``) or R2 (``target: fake``): ``gamma / 2 * E[||grad D(x, z)||^2]``.
+
+    The gradient is taken with respect to D's image input and, with ``wrt_code``, its code
+    input too (the joint D judges pairs). Lazy regularisation: computed on step 1 and every
+    ``every`` steps after, and scaled by ``every`` (StyleGAN2), so its mean effect is unchanged. Trains D only;
+    returns ``{"d": 0}`` on the steps it skips.
+    """
+
+    def extra_passes(self, nets, batch, step):
+        if (step - 1) % self.options.every:  # steps 1, 1 + k, 1 + 2k, ...
+            return {}
+        x_key, z_key = ("x_real", "z_real") if self.options.target == "real" else ("x_fake", "z_fake")
+        x = batch[x_key].detach().requires_grad_(True)
+        z = batch[z_key].detach().requires_grad_(self.options.wrt_code)
+        logits = nets.discriminator(x, z).float()
+        inputs = [x, z] if self.options.wrt_code else [x]
+        grads = torch.autograd.grad(logits.sum(), inputs, create_graph=True)
+        penalty = sum(g.float().square().flatten(1).sum(1) for g in grads).mean()
+        return {"penalty": penalty}
+
+    def __call__(self, out: StepOutputs):
+        penalty = out.extra.get(self.name, {}).get("penalty")
+        if penalty is None:
+            return {"d": out.d_real.new_zeros(())}
+        return {"d": 0.5 * self.options.gamma * self.options.every * penalty}

@@ -1,0 +1,89 @@
+"""The three networks of Table I, parametrised by column (``networks28``, ``networks32``).
+
+Every column has the same structure, after the authors' MNIST code: layers of
+layer -> BN -> ELU (:func:`~toolkit_paper.layers.block`); E and D use VALID convolutions, G
+SAME transposed convolutions; E ends in one dense head (a tanh on u); D judges the image and
+the code on separate paths, then jointly. A column gives its layer sizes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .layers import block, regulariser, scaled
+
+
+class Generator(nn.Module):
+    """Z -> FC to a ``(base, side, side)`` map -> the column's layers -> sigmoid."""
+
+    def __init__(self, spec, o, base: int, side: int, layers: Callable[[], list[nn.Module]]):
+        super().__init__()
+        self.base, self.side = base, side
+        self.fc = block(nn.Linear(spec.dim, side * side * base), side * side * base, o, two_d=False)
+        self.deconv = nn.Sequential(*layers(), nn.Sigmoid())
+
+    def forward(self, z):
+        return self.deconv(self.fc(z).view(len(z), self.base, self.side, self.side))
+
+
+def _convs(channels: int, convs, o, extra=None) -> tuple[list[nn.Module], int]:
+    """``convs``: ``(out_channels, kernel, stride)`` per VALID convolution (widths scaled by ``o.width``)."""
+    layers, cin = [], channels
+    for i, (cout, kernel, stride) in enumerate(convs):
+        cout = scaled(cout, o.width)
+        layers.append(block(nn.Conv2d(cin, cout, kernel, stride), cout, o, True, extra(i == 0) if extra else None))
+        cin = cout
+    return layers, cin
+
+
+class Encoder(nn.Module):
+    """Images -> convolutions -> FC 1024 -> raw code: u (tanh) | categorical logits | continuous means."""
+
+    def __init__(self, spec, channels: int, o, convs, side: int):
+        super().__init__()
+        w = lambda c: scaled(c, o.width)  # noqa: E731
+        self.u_size = spec.u_size
+        layers, cin = _convs(channels, convs, o)
+        self.features = nn.Sequential(
+            *layers,
+            nn.Flatten(),
+            block(nn.Linear(side * side * cin, w(1024)), w(1024), o, two_d=False),
+        )
+        self.head = nn.Linear(w(1024), spec.dim)
+
+    def forward(self, x):
+        raw = self.head(self.features(x))
+        return torch.cat([torch.tanh(raw[:, : self.u_size]), raw[:, self.u_size :]], dim=1)
+
+
+class Discriminator(nn.Module):
+    """(images, Z) -> one logit: an image path (convolutions, FC ``image_fc``), a code path (dense
+    layers ``code_widths``: the paper's 1x1 convolutions on a 1x1 map) and a joint FC 1024.
+    Every layer is followed by the regulariser (noise or dropout)."""
+
+    def __init__(self, spec, channels: int, o, convs, side: int, image_fc: int, code_widths: list[int]):
+        super().__init__()
+        w = lambda c: scaled(c, o.width)  # noqa: E731
+        noise = lambda first: regulariser(o, first=first)  # noqa: E731
+        layers, cin = _convs(channels, convs, o, noise)
+        self.image = nn.Sequential(
+            *layers,
+            nn.Flatten(),
+            block(nn.Linear(side * side * cin, w(image_fc)), w(image_fc), o, False, noise(False)),
+        )
+        code, width = [], spec.dim
+        for i, cout in enumerate(code_widths):
+            code.append(block(nn.Linear(width, w(cout)), w(cout), o, False, noise(i == 0)))
+            width = w(cout)
+        self.code = nn.Sequential(*code)
+        self.joint = nn.Sequential(
+            block(nn.Linear(w(image_fc) + width, w(1024)), w(1024), o, False, noise(False)),
+            nn.Linear(w(1024), 1),
+        )
+        self.one_by_one = [layer[0] for layer in self.code[:-1]]  # were 1x1 convs in the code
+
+    def forward(self, x, z):
+        return self.joint(torch.cat([self.image(x), self.code(z)], dim=1))

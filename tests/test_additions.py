@@ -1,0 +1,120 @@
+"""The paper plugin's additions: FixMatch consistency, the R1/R2 penalty, the hinge loss and
+spectral normalisation, checked through the same contract tests every plugin term gets."""
+
+import pytest
+import torch
+
+from toolkit.losses import build_losses
+from toolkit.networks import build_networks
+from toolkit.recipe import LossConfig
+from toolkit.testing import linear_networks, smoke_test_loss, tiny_spec
+from toolkit.train import ForwardPasses
+
+
+@pytest.mark.parametrize("name,options", [
+    ("consistency", {"threshold": 0.0}),
+    ("r1", {}),
+    ("r1", {"target": "fake", "wrt_code": False}),
+    ("adv", {"form": "hinge"}),
+])
+def test_new_terms_pass_the_plugin_contract(name, options):
+    parts = smoke_test_loss(name, options)
+    assert set(parts) <= {"ge", "d"}
+
+
+def _step(terms, step=1, batch=6):
+    spec = tiny_spec()
+    torch.manual_seed(0)
+    nets = linear_networks(spec)
+    forward = ForwardPasses(nets.generator, nets.encoder, nets.discriminator, spec, terms=terms)
+    outputs, extra = forward(torch.rand(batch, 1, 28, 28), spec.sample(batch), step)
+    return spec, nets, outputs, extra
+
+
+def test_consistency_trains_the_encoder_only_and_its_threshold_masks_rows():
+    spec = tiny_spec()
+    terms = build_losses({"consistency": LossConfig(options={"threshold": 0.0})}, spec)
+    _, nets, outputs, extra = _step(terms)
+    from toolkit.losses import StepOutputs
+
+    out = StepOutputs(torch.zeros(1), {}, z_fake=None, step=1, extra=extra, **outputs)
+    loss = terms["consistency"](out)["ge"]
+    assert loss > 0
+    grads = torch.autograd.grad(loss, list(nets.encoder.parameters()) + list(nets.generator.parameters()),
+                                allow_unused=True)
+    n_enc = len(list(nets.encoder.parameters()))
+    assert any(g is not None for g in grads[:n_enc])
+    assert all(g is None for g in grads[n_enc:]), "the pseudo-labels come from E on real images: G is not trained"
+    strict = build_losses({"consistency": LossConfig(options={"threshold": 1.0})}, spec)
+    strict["consistency"].name = "consistency"
+    assert strict["consistency"](out)["ge"].item() == 0.0, "no row is confident at threshold 1"
+
+
+def test_r1_is_the_squared_input_gradient_of_d_and_runs_lazily():
+    spec = tiny_spec()
+    terms = build_losses({"r1": LossConfig(options={"gamma": 2.0, "every": 3})}, spec)
+    _, nets, outputs, extra = _step(terms, step=1)
+    from toolkit.losses import StepOutputs
+
+    x = torch.rand(6, 1, 28, 28, requires_grad=True)
+    z = spec.sample(6).requires_grad_(True)
+    # the trainer's pass saw its own batch; recompute the penalty by hand on that batch's inputs
+    penalty = extra["r1"]["penalty"]
+    assert penalty > 0 and penalty.requires_grad
+    out = StepOutputs(x, {}, z_fake=None, step=1, extra=extra, **outputs)
+    d_part = terms["r1"](out)["d"]
+    assert torch.allclose(d_part, 0.5 * 2.0 * 3 * penalty)
+    # a linear D has a constant input gradient: the penalty is its squared norm
+    logits = nets.discriminator(x, z)
+    gx, gz = torch.autograd.grad(logits.sum(), [x, z])
+    expected = (gx.flatten(1).square().sum(1) + gz.square().sum(1)).mean()
+    assert torch.allclose(penalty, expected, rtol=1e-5)
+    for skipped in (2, 3):
+        _, _, outputs, extra = _step(terms, step=skipped)
+        assert extra["r1"] == {}
+        assert terms["r1"](StepOutputs(x, {}, z_fake=None, step=skipped, extra=extra, **outputs))["d"].item() == 0
+    assert _step(terms, step=4)[3]["r1"], "computed again 3 steps later"
+
+
+def test_the_trainers_loss_checks_accept_a_lazy_terms_constant_on_its_off_steps():
+    from toolkit.errors import PluginError
+    from toolkit.losses import StepOutputs, run_term
+
+    spec = tiny_spec()
+    terms = build_losses({"r1": LossConfig(options={"every": 2})}, spec)
+    for step in (1, 2, 3):
+        _, _, outputs, extra = _step(terms, step=step)
+        out = StepOutputs(torch.zeros(1), {}, z_fake=None, step=step, extra=extra, **outputs)
+        parts = run_term("r1", terms["r1"], out)  # step 2: {"d": 0}, a constant, and no error
+        assert parts["d"].requires_grad == (step != 2)
+    # a term without passes of its own still may not return a constant
+    detached = build_losses({"adv": LossConfig()}, spec)["adv"]
+    out = StepOutputs(torch.zeros(1), {}, z_fake=None, step=2, extra={}, **{k: v.detach() for k, v in outputs.items()})
+    with pytest.raises(PluginError, match="does not depend on"):
+        run_term("adv", detached, out)
+
+
+def test_hinge_losses_follow_their_definition():
+    from toolkit.losses import StepOutputs
+
+    (adv,) = build_losses({"adv": LossConfig(options={"form": "hinge"})}, tiny_spec()).values()
+    d_real, d_fake = torch.tensor([[2.0], [0.5]]), torch.tensor([[-3.0], [0.0]])
+    out = StepOutputs(None, {}, None, None, None, None, None, None, d_real, d_fake)
+    parts = adv(out)
+    assert parts["d"].item() == pytest.approx((0 + 0.5) / 2 + (0 + 1) / 2)
+    assert parts["ge"].item() == pytest.approx(1.25 - (-1.5))
+
+
+def test_spectral_norm_bounds_every_d_layer():
+    spec = tiny_spec()
+    nets = build_networks("paper28", spec, (1, 28, 28), {"width": 0.125, "d_spectral_norm": True})
+    layers = [m for m in nets.discriminator.modules() if hasattr(m, "parametrizations")]
+    assert len(layers) >= 7
+    nets.train()
+    for _ in range(20):  # power iterations run in training forwards
+        nets.discriminator(torch.rand(4, 1, 28, 28), spec.sample(4))
+    for m in layers:
+        w = m.weight.flatten(1)
+        assert float(torch.linalg.matrix_norm(w.detach(), ord=2)) == pytest.approx(1.0, abs=0.05)
+    plain = build_networks("paper28", spec, (1, 28, 28), {"width": 0.125})
+    assert not any(hasattr(m, "parametrizations") for m in plain.discriminator.modules())

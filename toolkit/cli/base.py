@@ -1,0 +1,27 @@
+"""The root ``toolkit`` command (its options); each command module adds its commands to ``app``."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="toolkit",
+    help="Controllable image generation and translation with disentangled representations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+state = {"debug": False}
+
+
+@app.callback()
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
+):
+    state["debug"] = debug
+    if version:
+        from .. import __version__
+
+        typer.echo(f"toolkit {__version__}")
+        raise typer.Exit()
