@@ -76,6 +76,24 @@ def test_r1_is_the_squared_input_gradient_of_d_and_runs_lazily():
     assert _step(terms, step=4)[3]["r1"], "computed again 3 steps later"
 
 
+def test_the_trainers_loss_checks_accept_a_lazy_terms_constant_on_its_off_steps():
+    from toolkit.errors import PluginError
+    from toolkit.losses import StepOutputs, run_term
+
+    spec = tiny_spec()
+    terms = build_losses({"r1": LossConfig(options={"every": 2})}, spec)
+    for step in (1, 2, 3):
+        _, _, outputs, extra = _step(terms, step=step)
+        out = StepOutputs(torch.zeros(1), {}, z_fake=None, step=step, extra=extra, **outputs)
+        parts = run_term("r1", terms["r1"], out)  # step 2: {"d": 0}, a constant, and no error
+        assert parts["d"].requires_grad == (step != 2)
+    # a term without passes of its own still may not return a constant
+    detached = build_losses({"adv": LossConfig()}, spec)["adv"]
+    out = StepOutputs(torch.zeros(1), {}, z_fake=None, step=2, extra={}, **{k: v.detach() for k, v in outputs.items()})
+    with pytest.raises(PluginError, match="does not depend on"):
+        run_term("adv", detached, out)
+
+
 def test_hinge_losses_follow_their_definition():
     from toolkit.losses import StepOutputs
 

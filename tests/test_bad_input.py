@@ -28,6 +28,7 @@ from PIL import Image
 from tiny import TINY, tiny_recipe, tiny_yaml
 
 import toolkit.cli
+import toolkit.errors
 from toolkit.checkpoint import read_meta
 from toolkit.errors import ToolkitError
 from toolkit.model import load_model
@@ -68,6 +69,18 @@ def error_line(code, err, *fragments, exit_code=1):
     for fragment in fragments:
         assert fragment in err, f"{fragment!r} not in {err!r}"
     return lines[0] if lines else ""
+
+
+def training_error(code, err, *fragments):
+    """A user error once training has started: progress lines, then one ``error:`` line, last."""
+    assert "Traceback" not in err, err
+    assert code == 1, err
+    lines = err.strip().splitlines()
+    assert lines and lines[-1].startswith("error: "), err
+    assert sum(line.startswith("error: ") for line in lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[-1], f"{fragment!r} not in {lines[-1]!r}"
+    return lines[-1]
 
 
 def snapshot(folder: Path) -> dict:
@@ -154,6 +167,12 @@ def _rgb(size=(40, 30)):
     return Image.fromarray((np.random.default_rng(0).random((size[1], size[0], 3)) * 255).astype(np.uint8))
 
 
+def _phone_jpeg(path, orientation):
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    _rgb((40, 30)).save(path, format="JPEG", exif=exif)
+
+
 def _truncated(path):
     buffer = io.BytesIO()
     _rgb((64, 64)).save(buffer, format="PNG")
@@ -174,6 +193,8 @@ IMAGES = {
     "decompression-bomb-far-over": (lambda p: _rgb((100, 100)).save(p), ["image too large", "refused"]),
     "a-directory": (lambda p: p.mkdir(), ["is a folder, expected an image file"]),
     "missing-file": (None, ["no such file"]),
+    "phone-jpeg-with-exif-orientation": (lambda p: _phone_jpeg(p, 6), None),
+    "exif-orientation-out-of-range": (lambda p: _phone_jpeg(p, 42), None),
 }
 
 
@@ -506,6 +527,17 @@ FOLDERS = {
     "csv-too-many-cells": (_images, "file,kind\nimg0.png,a,extra\n", KIND, ["line 2: 3 cells but the header has 2"]),
     "label-not-in-csv": (_images, "file,colour\nimg0.png,a\nimg1.png,b\n", KIND,
                          ["latent.variables.kind.label", "no attribute 'kind'", "colour"]),
+    "only-hidden-files": (lambda f: (f.mkdir(), (f / "._img0.png").write_bytes(b"\x00\x05\x16\x07"),
+                                     (f / ".DS_Store").write_bytes(b"Bud1")), None, None,
+                          ["no images found under", "hidden files are skipped"]),
+    "csv-names-a-hidden-file": (lambda f: (_images(f), (f / "._img0.png").write_bytes(b"\x00\x05\x16\x07")),
+                                "file,kind\nimg0.png,a\n._img0.png,b\n", KIND,
+                                ["line 3: file '._img0.png' is a hidden file or in a hidden folder"]),
+    "csv-name-fits-several-images": (lambda f: (_images(f), Image.new("L", (28, 28)).save(f / "img0.jpg")),
+                                     "file,kind\nimg0,a\nimg1.png,b\n", KIND,
+                                     ["line 2: file 'img0' fits several images (without its extension): img0.jpg, img0.png"]),
+    "csv-one-class-only": (_images, "file,kind\nimg0.png,a\nimg1.png,a\n", KIND,
+                           ["latent.variables.kind: attribute 'kind' has 1 class (a)"]),
 }
 
 
@@ -633,3 +665,361 @@ def test_interrupted_training_saves_and_resumes_exactly(cli, trained, tmp_path, 
     a, b = _tensors(final), _tensors(reference)
     assert a.keys() == b.keys()
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
+
+
+# -- plugins that break their contract: checked where their output enters the core ----------------
+def _synthetic_recipe(path, losses=None, dataset="synthetic", network="paper28", steps=1):
+    data = {"name": "contract", "data": {"dataset": dataset, "labels": 4, "labeled_ramp": 1,
+                                         **({"options": {"n": 16}} if dataset == "synthetic" else {})},
+            "latent": {"u": {"size": 3}, "variables": {"shape": {"kind": "categorical", "label": "shape"}}},
+            "model": {"network": network, **({"options": {"width": 0.125}} if network == "paper28" else {})},
+            "losses": losses or {"sup": {}, "rec": {}, "adv": {}},
+            "optim": {"batch_size": 4},
+            "train": {"steps": steps, "log_every": 1, "sample_every": 100, "checkpoint_every": 100, "device": "cpu",
+                      "bn_recalibration": 0}}
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def _loss_plugin(**terms):
+    from types import SimpleNamespace
+
+    from toolkit.hookspecs import hookimpl
+
+    @hookimpl
+    def register_losses(register):
+        for name, call in terms.items():
+            register(name, lambda spec, options=None, _call=call: _call, description=f"test term {name}")
+
+    return SimpleNamespace(register_losses=register_losses)
+
+
+def _dataset_plugin(**datasets):
+    from types import SimpleNamespace
+
+    from toolkit.hookspecs import hookimpl
+
+    @hookimpl
+    def register_datasets(register):
+        for name, load in datasets.items():
+            register(name, lambda options=None, split="train", _load=load: _load(split))
+
+    return SimpleNamespace(register_datasets=register_datasets)
+
+
+def _network_plugin(name, build):
+    from types import SimpleNamespace
+
+    from toolkit.hookspecs import hookimpl
+
+    @hookimpl
+    def register_networks(register):
+        register(name, build)
+
+    return SimpleNamespace(register_networks=register_networks)
+
+
+def _bars(split, labels=None, n=16):
+    from toolkit.testing import synthetic_dataset
+
+    data = synthetic_dataset(n=n, seed=0 if split == "train" else 1)
+    if labels is not None:
+        data.labels["shape"] = labels(data.labels["shape"])
+    return data
+
+
+def _raise(exc):
+    raise exc
+
+
+def _failing_networks(spec, image_shape, options=None):
+    from toolkit.testing import linear_networks
+
+    nets = linear_networks(spec, image_shape)
+    nets.encoder.forward = lambda x: _raise(RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x784 and 10x3)"))
+    return nets
+
+
+CONTRACTS = {
+    # id: (plugin factory, recipe keywords, fragments of the one line)
+    "loss-part-named-g": (lambda: _loss_plugin(typo=lambda out: {"g": out.x_rec.mean()}),
+                          {"losses": {"rec": {}, "typo": {}}},
+                          ["loss 'typo' (plugin 'broken', (in-process)) returned unknown part(s) 'g'",
+                           "allowed: 'ge' for G and E, 'd' for D"]),
+    "loss-part-not-a-scalar": (lambda: _loss_plugin(wide=lambda out: {"ge": (out.x_rec - out.x_real).abs()}),
+                               {"losses": {"wide": {}}},
+                               ["loss 'wide' (plugin 'broken', (in-process)) part 'ge' must be a scalar", "(4, 1, 28, 28)"]),
+    "loss-not-a-dict": (lambda: _loss_plugin(bare=lambda out: out.x_rec.mean()),
+                        {"losses": {"bare": {}}}, ["loss 'bare' (plugin 'broken', (in-process)) must return a dict"]),
+    "loss-detached": (lambda: _loss_plugin(flat=lambda out: {"ge": out.x_rec.detach().mean()}),
+                      {"losses": {"flat": {}}}, ["loss 'flat'", "part 'ge' does not depend on G and E"]),
+    "loss-raises": (lambda: _loss_plugin(boom=lambda out: _raise(IndexError("index 5 is out of bounds"))),
+                    {"losses": {"rec": {}, "boom": {}}},
+                    ["loss 'boom' (plugin 'broken', (in-process)) raised IndexError: index 5 is out of bounds"]),
+    "loss-nan-at-step-1": (lambda: _loss_plugin(nan=lambda out: {"ge": out.x_rec.mean() * float("nan")}),
+                           {"losses": {"rec": {}, "nan": {}}},
+                           ["loss 'nan' (plugin 'broken', (in-process)), part 'ge', became nan at step 1",
+                            "no checkpoint was written before it"]),
+    "dataset-labels-out-of-range": (lambda: _dataset_plugin(wild=lambda s: _bars(s, lambda lab: lab + 1)),
+                                    {"dataset": "wild"},
+                                    ["dataset 'wild' (plugin 'broken', (in-process)) labels['shape'] hold values outside -1..3",
+                                     "found 4"]),
+    "dataset-float-labels": (lambda: _dataset_plugin(floaty=lambda s: _bars(s, lambda lab: lab.float())),
+                             {"dataset": "floaty"}, ["dataset 'floaty'", "labels['shape'] are torch.float32, expected integers"]),
+    "dataset-empty": (lambda: _dataset_plugin(empty=lambda s: _bars(s, n=0)), {"dataset": "empty"},
+                      ["dataset 'empty' (plugin 'broken', (in-process)) has no images in split 'train'"]),
+    "dataset-not-an-imageset": (lambda: _dataset_plugin(listy=lambda s: [1, 2, 3]), {"dataset": "listy"},
+                                ["dataset 'listy' (plugin 'broken', (in-process)) returned list for split 'train'"]),
+    "dataset-factory-raises": (lambda: _dataset_plugin(oops=lambda s: {}["images"]), {"dataset": "oops"},
+                               ["dataset 'oops' (plugin 'broken', (in-process)) failed to build: KeyError: 'images'"]),
+    "network-not-networks": (lambda: _network_plugin("tuple", lambda spec, shape, options=None: (1, 2)), {"network": "tuple"},
+                             ["network 'tuple' (plugin 'broken', (in-process)) returned tuple, expected toolkit.networks.Networks"]),
+    "network-fails-in-the-step": (lambda: _network_plugin("crash", _failing_networks), {"network": "crash"},
+                                  ["network 'crash' (plugin 'broken', (in-process))", "RuntimeError: mat1 and mat2"]),
+}
+
+
+@pytest.mark.parametrize("case", CONTRACTS)
+def test_plugins_breaking_their_contract(cli, register_plugin, tmp_path, monkeypatch, case):
+    from toolkit.testing import SyntheticPlugin
+
+    make, keywords, fragments = CONTRACTS[case]
+    monkeypatch.chdir(tmp_path)
+    register_plugin(SyntheticPlugin(), "synthetic")
+    register_plugin(make(), "broken")
+    recipe = _synthetic_recipe(tmp_path / "recipe.yaml", **keywords)
+    code, _, err = cli("train", recipe, "--out", tmp_path / "run")
+    training_error(code, err, *fragments)
+    if case in ("loss-raises", "dataset-factory-raises"):  # --debug: the plugin's own traceback
+        with pytest.raises(toolkit.errors.PluginError) as info:
+            cli("--debug", "train", recipe, "--out", tmp_path / "run2")
+        assert isinstance(info.value.__cause__, (IndexError, KeyError))
+
+
+# -- recipes that cannot run: refused by validate, --dry-run and train, before anything is made -----
+IMPOSSIBLE = {
+    # id: (--set overrides, fragments of the one line)
+    "batch-of-1-with-batchnorm": (["optim.batch_size=1"],
+                                  ["optim.batch_size: 1 with network 'paper28', which has BatchNorm layers",
+                                   "at least 2 images per batch"]),
+    "batch-larger-than-the-data": (["optim.batch_size=100000"],
+                                   ["optim.batch_size: 100,000 is larger than the training set (6,000 images of dataset "
+                                    "'fashion-mnist-mini'); use at most 6000"]),
+    "fewer-labels-than-classes": (["data.labels=5"],
+                                  ["data.labels: 5 labeled images cannot cover the 10 classes of 'item'", "use at least 10"]),
+    "more-labels-than-labeled-images": (["data.labels=100000"],
+                                        ["data.labels: 100,000 labeled images asked for, but only 6,000 of the 6,000 "
+                                         "training images have a label for 'item'"]),
+    "negative-labels": (["data.labels=-3"], ["data.labels: must be 0 or more"]),
+    "a-zero-lr-factor": (["optim.lr_milestones=[10]", "optim.lr_factors=[0]"], ["lr_factors must be above 0"]),
+    "no-loss-terms": (["losses={}"], ["losses: a recipe needs at least one loss term"]),
+    "a-one-class-variable": (["latent.variables.style={kind: categorical, classes: 1}"],
+                             ["latent.variables.style: a categorical variable needs at least 2 classes"]),
+    "repeated-class-names": (["latent.variables.style={kind: categorical, classes: [a, b, a]}"],
+                             ["class names must be distinct: a, b, a"]),
+}
+
+
+@pytest.mark.parametrize("how", ["train", "dry-run", "validate"])
+@pytest.mark.parametrize("case", IMPOSSIBLE)
+def test_impossible_recipes_are_refused_before_the_run(cli, trained, tmp_path, monkeypatch, case, how):
+    overrides, fragments = IMPOSSIBLE[case]
+    monkeypatch.chdir(tmp_path)
+    sets = [item for o in overrides for item in ("--set", o)]
+    if how == "validate":
+        code, _, err = cli("recipe", "validate", trained["recipe"], *sets)
+    else:
+        code, _, err = cli("train", trained["recipe"], *sets, "--out", tmp_path / "run",
+                           *(["--dry-run"] if how == "dry-run" else []))
+    error_line(code, err, str(trained["recipe"]) if how == "validate" else "", *fragments)
+    assert not (tmp_path / "run").exists() and not (tmp_path / "runs").exists()
+
+
+def test_validate_without_data_checks_the_recipe_alone(cli, trained, tmp_path):
+    code, out, err = cli("recipe", "validate", trained["recipe"], "--set", "optim.batch_size=100000", "--no-data")
+    assert code == 0 and "data not checked (--no-data)" in out, err
+    code, out, err = cli("recipe", "validate", trained["recipe"])
+    assert code == 0 and "6,000 training images (1, 28, 28), checked against data and networks" in out, err
+
+
+# -- output paths: a folder gets the file inside it; what cannot be written is one line, before any work --
+def _a_file(tmp_path):
+    (tmp_path / "notes.txt").write_text("my notes\n")
+    return tmp_path / "notes.txt"
+
+
+def _image_args(command, trained):
+    return {"generate": ["generate", "--n", "1"],
+            "translate": ["translate", trained["image"], "--set", "item=bag"],
+            "interpolate": ["interpolate", trained["image"], trained["image"], "--steps", "2"]}[command]
+
+
+OUTPUTS = {
+    # id: (make the -o path under tmp_path, None when it works, else fragments of the one line)
+    "an-existing-folder": (lambda t: (t / "out").mkdir() or t / "out", None),
+    "a-new-folder-with-a-slash": (lambda t: str(t / "new") + "/", ["new: no extension is not a file type"]),
+    "missing-parent-folders": (lambda t: t / "a" / "b" / "grid.png", None),
+    "jpeg-by-extension": (lambda t: t / "grid.jpg", None),
+    "below-a-file": (lambda t: _a_file(t) / "grid.png", ["notes.txt is a file, not a folder"]),
+    "unknown-extension": (lambda t: t / "grid.xyz", ["'.xyz' is not a file type this command writes", ".png"]),
+    "no-extension": (lambda t: t / "grid", ["no extension is not a file type this command writes"]),
+}
+
+
+@pytest.mark.parametrize("command", ["generate", "translate", "interpolate"])
+@pytest.mark.parametrize("case", OUTPUTS)
+def test_image_outputs(cli, trained, tmp_path, monkeypatch, command, case):
+    make, fragments = OUTPUTS[case]
+    monkeypatch.chdir(tmp_path)
+    target = make(tmp_path)
+    code, out, err = cli(*_image_args(command, trained), "-c", trained["checkpoint"], "-o", target, "--device", "cpu")
+    if fragments is not None:
+        error_line(code, err, "-o", *fragments)
+        return
+    assert code == 0 and "Traceback" not in err, err
+    written = Path(out.split("wrote ")[1].split(" (")[0])
+    if case == "an-existing-folder":
+        default = {"generate": "generated.png", "translate": "translated.png", "interpolate": "interpolated.png"}[command]
+        assert written == Path(str(target).rstrip("/")) / default
+    assert written.is_file()
+    assert Image.open(written).format == ("JPEG" if case == "jpeg-by-extension" else "PNG")
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write anywhere")
+def test_an_unwritable_folder_is_refused_before_the_work(cli, trained, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        code, _, err = cli("generate", "-c", trained["checkpoint"], "-o", locked / "grid.png")
+        error_line(code, err, "cannot write in", "permission denied")
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_folder_without_write_permission_is_refused(cli, trained, tmp_path, monkeypatch):
+    monkeypatch.setattr("toolkit.outputs.os.access", lambda path, mode: Path(path) != tmp_path)  # as a non-root user sees it
+    code, _, err = cli("generate", "-c", trained["checkpoint"], "-o", tmp_path / "grid.png")
+    error_line(code, err, f"cannot write in {tmp_path} (permission denied)")
+
+
+def test_a_failure_while_writing_is_one_line(cli, trained, tmp_path, monkeypatch):
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("toolkit.images.atomic_write", full)
+    code, _, err = cli("generate", "--n", "1", "-c", trained["checkpoint"], "-o", tmp_path / "grid.png")
+    error_line(code, err, f"cannot write {tmp_path / 'grid.png'}: No space left on device")
+
+
+def test_evaluate_and_figures_outputs(cli, trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "reports").mkdir()
+    code, out, err = cli("evaluate", "-c", trained["checkpoint"], "--n", "2", "-o", tmp_path / "reports", "--device", "cpu")
+    assert code == 0 and "Traceback" not in err, err
+    assert json.loads((tmp_path / "reports" / "report.eval.json").read_text())["step"] == 2
+    code, _, err = cli("evaluate", "-c", trained["checkpoint"], "--n", "2", "-o", _a_file(tmp_path) / "r.json")
+    error_line(code, err, "notes.txt is a file, not a folder")
+    code, _, err = cli("figures", "-c", trained["checkpoint"], "-o", tmp_path / "notes.txt")
+    error_line(code, err, "-o", "notes.txt: is a file, not a folder")
+
+
+def test_classifier_and_sweep_outputs_are_checked_before_training(cli, trained, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    note = _a_file(tmp_path)
+    code, _, err = cli("classifier", "train", "fashion-mnist-mini", "-a", "item", "-o", note / "c.safetensors")
+    error_line(code, err, "notes.txt is a file, not a folder")
+    code, _, err = cli("sweep", trained["recipe"], "--out", note)
+    error_line(code, err, "--out", "is a file, not a folder")
+    assert not (tmp_path / "runs").exists()
+
+
+# -- a run or checkpoint used where the plugin it needs is missing ----------------------------------
+def test_a_run_or_checkpoint_without_its_plugin_names_it(cli, tmp_path, monkeypatch):
+    from toolkit.testing import SyntheticPlugin, plugin_registered
+
+    monkeypatch.chdir(tmp_path)
+    run = tmp_path / "run"
+    with plugin_registered(SyntheticPlugin(), "synthetic"):
+        recipe = _synthetic_recipe(tmp_path / "recipe.yaml", steps=1)
+        code, _, err = cli("train", recipe, "--out", run)
+        assert code == 0, err
+    checkpoint = run / "checkpoints" / "step-000001.safetensors"
+    code, _, err = cli("train", "--resume", run, "--set", "train.steps=2")
+    error_line(code, err, f"cannot resume {run}: dataset 'synthetic' came from plugin 'synthetic' ((in-process)), "
+                          "which is not installed here or was skipped (see toolkit plugins)")
+    code, _, err = cli("evaluate", "-c", checkpoint, "--n", "1", "--device", "cpu")
+    training_error(code, err, str(checkpoint), "dataset 'synthetic' came from plugin 'synthetic'")  # after a note
+    code, _, err = cli("figures", "-c", checkpoint, "-o", tmp_path / "figures", "--device", "cpu")
+    error_line(code, err, "dataset 'synthetic' came from plugin 'synthetic'")
+    code, out, err = cli("generate", "--n", "1", "-c", checkpoint, "-o", tmp_path / "g.png", "--device", "cpu")
+    assert code == 0, err  # generating needs the network's plugin only
+
+
+# -- real folders and spreadsheet labels that must just work ---------------------------------------
+def test_a_folder_from_a_mac_share_and_pandas_labels_train(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "images"
+    for i in range(20):
+        (folder / ("sub" if i % 2 else "")).mkdir(parents=True, exist_ok=True)
+        Image.new("L", (28, 28), 10 * i).save(folder / ("sub" if i % 2 else "") / f"img{i:02d}.png")
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(64))
+    (folder / "._img00.png").write_bytes(b"\x00\x05\x16\x07AppleDouble")
+    (folder / "__MACOSX").mkdir()
+    (folder / "__MACOSX" / "._img02.png").write_bytes(b"\x00\x05\x16\x07")
+    rows = "".join(f",.\\{'sub' + chr(92) if i % 2 else ''}IMG{i:02d}.PNG,{float(i % 10 + 1)}\n" for i in range(18))
+    (tmp_path / "labels.csv").write_text(",file,label\n" + rows + ",img18.png,\n,sub/img19.png,NaN\n")
+    data = copy.deepcopy(TINY)
+    data["data"] = {"dataset": "image-folder", "labels": 10, "labeled_ramp": 2,
+                    "options": {"folder": str(folder), "labels_csv": str(tmp_path / "labels.csv"), "test_fraction": 0}}
+    data["latent"]["variables"] = {"label": {"kind": "categorical", "label": "label"}}
+    data["train"].update(steps=1, checkpoint_every=1, sample_every=1, log_every=1)
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump(data))
+    code, out, err = cli("train", recipe, "--out", tmp_path / "run")
+    assert code == 0 and "Traceback" not in err, err
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-000001.safetensors"
+    assert load_model(checkpoint).spec["label"].classes == [f"{float(k)}" for k in range(1, 11)]
+    code, out, err = cli("generate", "--set", "label=1", "--n", "2", "-c", checkpoint, "-o", tmp_path / "ones.png")
+    assert code == 0, err
+    code, _, err = cli("generate", "--set", "label=0", "-c", checkpoint, "-o", tmp_path / "zero.png")
+    error_line(code, err, "'0' is not a class of 'label'", "never as a position")
+
+
+def test_train_out_that_cannot_be_written(cli, trained, tmp_path):
+    note = tmp_path / "notes.txt"
+    note.write_text("my notes\n")
+    code, _, err = cli("train", trained["recipe"], "--out", note / "run")
+    error_line(code, err, "--out", "notes.txt is a file, not a folder")
+
+
+def test_an_os_error_anywhere_is_one_line(cli, trained, tmp_path, monkeypatch):
+    def full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device", str(tmp_path / "run" / "recipe.yaml"))
+
+    monkeypatch.setattr(Path, "write_text", full)
+    code, _, err = cli("train", trained["recipe"], "--out", tmp_path / "run")
+    training_error(code, err, f"{tmp_path / 'run' / 'recipe.yaml'}: No space left on device")
+
+
+def _wide_encoder(spec, image_shape, options=None):
+    import torch.nn as nn
+
+    from toolkit.testing import linear_networks
+
+    nets = linear_networks(spec, image_shape)
+    nets.encoder = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, spec.dim + 2))
+    return nets
+
+
+def test_a_network_that_returns_wrong_shapes_is_named_before_training(cli, register_plugin, tmp_path, monkeypatch):
+    from toolkit.testing import SyntheticPlugin
+
+    monkeypatch.chdir(tmp_path)
+    register_plugin(SyntheticPlugin(), "synthetic")
+    register_plugin(_network_plugin("wide", _wide_encoder), "broken")
+    recipe = _synthetic_recipe(tmp_path / "recipe.yaml", network="wide")
+    for args in (["train", recipe, "--out", tmp_path / "run"], ["recipe", "validate", recipe]):
+        code, _, err = cli(*args)
+        error_line(code, err, "network 'wide' (plugin 'broken', (in-process)): E(x) has shape (2, 9), expected (2, 7)")
+    assert not (tmp_path / "run").exists()

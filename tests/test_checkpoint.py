@@ -2,6 +2,7 @@
 
 import json
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -66,6 +67,21 @@ def test_newest_checkpoint(trained, tmp_path, monkeypatch):
         newest_checkpoint()
 
 
+def test_newest_checkpoint_skips_hidden_files(tmp_path, monkeypatch):
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / "runs" / "a" / "checkpoints"
+    folder.mkdir(parents=True)
+    (folder / "step-000002.safetensors").write_bytes(b"good")
+    time.sleep(0.01)
+    for hidden in ("._step-000002.safetensors", ".step-000004.safetensors.x1y2.safetensors"):  # AppleDouble; half-written
+        (folder / hidden).write_bytes(b"junk")
+    (tmp_path / "runs" / ".Trash" / "checkpoints").mkdir(parents=True)
+    (tmp_path / "runs" / ".Trash" / "checkpoints" / "step-9.safetensors").write_bytes(b"old")
+    assert newest_checkpoint() == Path("runs") / "a" / "checkpoints" / "step-000002.safetensors"
+
+
 @pytest.mark.parametrize("case", ["truncated", "pickle", "no-metadata", "garbage-json", "missing"])
 def test_bad_checkpoints_are_refused_with_one_clear_message(trained, tmp_path, case):
     from safetensors.torch import save_file
@@ -106,8 +122,21 @@ def test_missing_plugin_is_named(trained, tmp_path):
     meta["plugins"]["fancy"] = "toolkit-fancy 1.0"
     path = tmp_path / "fancy.safetensors"
     save_file({"x": torch.zeros(1)}, str(path), metadata={"toolkit": json.dumps(meta)})
-    with pytest.raises(CheckpointError, match=r"unknown network 'fancy64'.*toolkit-fancy 1.0"):
+    with pytest.raises(CheckpointError,
+                       match=r"network 'fancy64' is not registered here; the file was made with plugins: .*toolkit-fancy 1.0"):
+        load_model(path)  # a file from before checkpoints recorded which plugin provides what
+    meta["provides"] = {"network": {"fancy64": "fancy"}}
+    save_file({"x": torch.zeros(1)}, str(path), metadata={"toolkit": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match=r"network 'fancy64' came from plugin 'fancy' \(toolkit-fancy 1.0\), which "
+                                              r"is not installed here or was skipped \(see toolkit plugins\); install toolkit-fancy"):
         load_model(path)
+
+
+def test_checkpoints_record_which_plugin_provides_what(trained):
+    meta = read_meta(trained[1])
+    assert meta["provides"] == {"dataset": {"fashion-mnist-mini": "data"}, "network": {"paper28": "paper"},
+                                "loss": {"sup": "paper", "rec": "paper", "info": "paper", "adv": "paper"}}
+    assert meta["plugins"]["paper"].startswith("toolkit-gan ")
 
 
 def test_a_crash_while_writing_leaves_the_previous_checkpoint_intact(trained, tmp_path, monkeypatch):

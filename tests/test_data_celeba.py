@@ -122,9 +122,36 @@ def test_the_second_load_comes_from_the_cache(root, tmp_path, monkeypatch):
     load(root=str(root), cache=str(cache), image_size=16)  # other options: another file
     attr = root / "list_attr_celeba.txt"
     attr.write_bytes(attr.read_bytes().replace(b"000001.jpg   1", b"000001.jpg  -1"))
-    changed = load(root=str(root), cache=str(cache))  # another attribute file: another file
-    assert len(list(cache.glob("train-*.npz"))) == 3
+    changed = load(root=str(root), cache=str(cache))  # another attribute file: another file, replacing the stale one
+    assert len(list(cache.glob("train-*.npz"))) == 2
     assert not all(torch.equal(first.labels[a], changed.labels[a]) for a in NAMES)
+
+
+def test_replaced_images_are_not_served_from_the_cache(root, tmp_path):
+    import os
+
+    cache = tmp_path / "cache"
+    first = load(root=str(root), cache=str(cache), test_fraction=0)
+    folder = root / "img_align_celeba"
+    for path in sorted(folder.glob("*.jpg")):  # every image replaced: same names, same attribute file
+        with Image.open(path) as img:
+            size = img.size
+        Image.new("RGB", size, (255, 255, 255)).save(path, quality=95)
+    second = load(root=str(root), cache=str(cache), test_fraction=0)
+    assert second.images.float().mean() > 250 and not torch.equal(first.images, second.images)
+    assert len(list(cache.glob("train-*.npz"))) == 1  # the stale file is gone
+    one = folder / "000002.jpg"  # one image, same size, only its time changed (e.g. re-exported)
+    Image.new("RGB", Image.open(one).size, (0, 0, 0)).save(one, quality=95)
+    st = one.stat()
+    os.utime(one, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    third = load(root=str(root), cache=str(cache), test_fraction=0)
+    assert third.images[1].float().mean() < 5 and third.images[0].float().mean() > 250
+
+
+def test_the_cache_can_be_bypassed(root, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    load(root=str(root), cache=None)
+    assert not cache.exists()
 
 
 def test_the_89x109_folder_and_a_named_folder_are_found(tmp_path):

@@ -188,3 +188,23 @@ def test_evaluating_during_training_does_not_change_the_training(tmp_path):
         trainer.run()
         weights.append(trainer.networks.state_dict())
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
+
+
+def test_a_sweep_reuses_a_report_only_for_the_same_checkpoint_and_protocol(tmp_path):
+    import os
+
+    from toolkit.cli.sweep import _report_key, _reusable
+    from toolkit.recipe import EvalConfig
+
+    checkpoint = tmp_path / "step-000002.safetensors"
+    checkpoint.write_bytes(b"weights")
+    cfg = EvalConfig(samples_per_class=3)
+    report = tmp_path / "step-000002.eval.json"
+    report.write_text(json.dumps({"step": 2, "reuse_key": _report_key(checkpoint, cfg)}))
+    assert _reusable(report, _report_key(checkpoint, cfg))["step"] == 2
+    assert _reusable(report, _report_key(checkpoint, EvalConfig(samples_per_class=4))) is None  # another protocol
+    st = checkpoint.stat()
+    os.utime(checkpoint, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # the checkpoint was written again
+    assert _reusable(report, _report_key(checkpoint, cfg)) is None
+    report.write_text(json.dumps({"step": 2}))  # a report from before reports carried their key
+    assert _reusable(report, _report_key(checkpoint, cfg)) is None

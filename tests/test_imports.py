@@ -20,12 +20,13 @@ LAYERS = [
     "toolkit.testing",
     "toolkit.train",
     "toolkit.evaluate | toolkit.figures | toolkit.sweep | toolkit.explore",
-    "toolkit.classifier | toolkit.model",
+    "toolkit.classifier | toolkit.model | toolkit.checks",
     "toolkit.checkpoint | toolkit.networks | toolkit.losses | toolkit.data | toolkit.speed | toolkit.ema"
     " | toolkit.distributed",
     "toolkit.plugins",
     "toolkit.registry | toolkit.hookspecs",
     "toolkit.recipe | toolkit.latent | toolkit.images | toolkit.rundir | toolkit.augment",
+    "toolkit.outputs",
     "toolkit.errors | toolkit.files",
     "toolkit",
 ]

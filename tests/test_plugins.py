@@ -5,6 +5,7 @@ from types import SimpleNamespace
 
 import pytest
 
+import toolkit.networks  # noqa: F401  (it states what a network factory must return, checked in Entry.build)
 import toolkit.plugins
 from toolkit.errors import RegistryError, ToolkitError
 from toolkit.hookspecs import hookimpl
@@ -111,7 +112,9 @@ def test_in_process_plugin_registers_and_unregisters(plugins):
     assert {"paper28", "tiny"} <= set(plugins.registry("network").names())
     entry = plugins.registry("network").get("tiny")
     assert entry.plugin == "mine" and entry.description == "test network tiny"
-    assert entry.build(1, 2) == ("built", (1, 2), None)
+    assert entry.resolve()(1, 2, options=None) == ("built", (1, 2), None)
+    with pytest.raises(ToolkitError, match=r"network 'tiny' \(plugin 'mine', \(in-process\)\) returned tuple, expected"):
+        entry.build(1, 2)  # what a factory returns is checked where it enters
     info = plugins.info["mine"]
     assert info.distribution == "(in-process)" and info.hooks == ["register_networks"]
     assert info.registered == {"network": ["tiny"]}
@@ -191,11 +194,13 @@ def test_unknown_hook_is_rejected(plugins):
 def test_same_name_from_two_plugins(plugins):
     plugins.register(_network_plugin("shared"), "first")
     plugins.register(_network_plugin("shared"), "second")
-    with pytest.raises(RegistryError) as info:
-        plugins.registry("network")
-    message = str(info.value)
-    assert "network 'shared' is registered twice" in message
-    assert "'first'" in message and "'second'" in message
+    with pytest.warns(PluginWarning) as caught:
+        registry = plugins.registry("network")
+    assert registry.get("shared").plugin == "first"  # the first is kept, the second reported, nothing fails
+    (message,) = [str(w.message) for w in caught]
+    assert message.startswith("plugin 'second' ((in-process)): network 'shared' skipped: plugin 'first' ((in-process)) registers")
+    assert plugins.info["second"].skipped == ["network 'shared' skipped: plugin 'first' ((in-process)) registers that name"]
+    assert plugins.info["second"].error is None
     plugins.unregister("second")
     assert plugins.registry("network").get("shared").plugin == "first"
 
@@ -278,12 +283,12 @@ def test_entry_options():
         model_config = ConfigDict(extra="forbid")
         size: int = 3
 
-    entry = Entry("loss", "l", _factory, options=Options)
+    entry = Entry("widget", "l", _factory, options=Options)  # a kind whose results are not checked
     assert entry.build(options={})[2] == Options()
     assert entry.build(options={"size": 5})[2].size == 5
     with pytest.raises(ToolkitError, match=r"^losses\.l\.options\.sise: unknown key"):
         entry.build(options={"sise": 5}, where="losses.l.options")
-    bare = Entry("loss", "bare", _factory)
+    bare = Entry("widget", "bare", _factory)
     assert bare.build(options={})[2] == {}
-    with pytest.raises(ToolkitError, match=r"loss 'bare' takes no options \(got \['x'\]\)"):
+    with pytest.raises(ToolkitError, match=r"widget 'bare' takes no options \(got \['x'\]\)"):
         bare.build(options={"x": 1})

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 import toolkit_paper
-from toolkit.errors import RegistryError, ToolkitError
+from toolkit.errors import PluginError, RegistryError, ToolkitError
 from toolkit.hookspecs import hookimpl
 from toolkit.networks import build_networks
 from toolkit.plugins import PluginWarning, get_plugins, registry
@@ -109,7 +109,7 @@ def test_plugin_that_would_be_skipped_raises():
 
 
 def test_plugin_registering_a_taken_name_raises_and_leaves_the_first():
-    with pytest.raises(RegistryError, match="network 'paper28' is registered twice"):
+    with pytest.raises(RegistryError, match=r"plugin 'copycat': network 'paper28' skipped: plugin 'paper' \(toolkit-gan"):
         with plugin_registered(network_plugin("paper28", linear), "copycat"):
             pass
     assert registry("network").get("paper28").plugin == "paper"
@@ -258,7 +258,8 @@ def test_smoke_test_network_names_what_is_broken(register_plugin, case):
 
 def test_smoke_test_network_factory_errors_pass_through(register_plugin):
     register_plugin(network_plugin("tuple", lambda spec, image_shape, options=None: (1, 2, 3)), "bad")
-    with pytest.raises(TypeError, match="must return toolkit.networks.Networks"):
+    with pytest.raises(PluginError,
+                       match=r"network 'tuple' \(plugin 'bad', \(in-process\)\) returned tuple, expected toolkit.networks.Networks"):
         smoke_test_network("tuple")
     with pytest.raises(ToolkitError, match=r"model\.options\.widht: unknown key"):
         smoke_test_network("paper28", {"widht": 1})
@@ -289,12 +290,13 @@ def _labeled_mean(out):
 BROKEN_LOSSES = {
     "not a dict": (lambda out: out.x_rec.mean(), "must return a dict"),
     "empty dict": (lambda out: {}, "must return a dict"),
-    "unknown part": (lambda out: {"g": out.x_rec.mean()}, r"unknown parts \['g'\]"),
-    "not a scalar": (lambda out: {"ge": (out.x_rec - out.x_real).abs()}, r"part 'ge' has shape \(4, 1, 28, 28\), expected \(\)"),
-    "constant": (lambda out: {"ge": torch.tensor(1.0)}, "part 'ge' does not depend on G or E"),
+    "unknown part": (lambda out: {"g": out.x_rec.mean()}, r"unknown part\(s\) 'g' \(allowed: 'ge' for G and E, 'd' for D\)"),
+    "not a scalar": (lambda out: {"ge": (out.x_rec - out.x_real).abs()},
+                     r"part 'ge' must be a scalar \(shape \(\)\), got shape \(4, 1, 28, 28\)"),
+    "constant": (lambda out: {"ge": torch.tensor(1.0)}, "part 'ge' does not depend on G and E"),
     "D part on detached logits": (lambda out: {"d": out.d_real.detach().mean()}, "part 'd' does not depend on D"),
-    "nan": (lambda out: {"ge": out.x_rec.mean() * float("nan")}, "part 'ge' has non-finite values"),
-    "mean over an empty batch": (_labeled_mean, r"\(no labels\): part 'ge' has non-finite values"),
+    "nan": (lambda out: {"ge": out.x_rec.mean() * float("nan")}, "part 'ge' is not finite"),
+    "mean over an empty batch": (_labeled_mean, r"\(no labels\) part 'ge' is not finite"),
 }
 
 

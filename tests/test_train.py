@@ -207,8 +207,11 @@ def test_a_loss_that_becomes_nan_stops_the_run_and_keeps_the_last_checkpoint(tmp
     trainer.load_resume()
     original = trainer.losses["rec"]
     trainer.losses["rec"] = lambda out: {"ge": original(out)["ge"] * float("nan")}
-    with pytest.raises(TrainingStopped, match="loss 'rec' became nan at step 7"):
+    with pytest.raises(TrainingStopped) as err:
         trainer.run()
+    assert "loss 'rec' (plugin 'paper', toolkit-gan" in str(err.value)
+    assert "part 'ge', became nan at step 7; stopped; the last checkpoint before it is " in str(err.value)
+    assert str(err.value).endswith(str(tmp_path / "checkpoints" / "step-000006.safetensors"))
     assert (tmp_path / "checkpoints" / "step-000006.safetensors").is_file()
     assert not (tmp_path / "checkpoints" / "step-000008.safetensors").exists()
 

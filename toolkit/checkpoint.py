@@ -92,8 +92,40 @@ def checkpoint_meta(recipe, spec, image_shape, step: int, plugins: dict) -> dict
         "image_shape": list(image_shape),
         "step": step,
         "plugins": plugins,
+        "provides": provided_by(recipe),
         "versions": versions(),
     }
+
+
+def provided_by(recipe) -> dict:
+    """Which plugin registered each dataset, network and loss term the recipe uses:
+    ``{"dataset": {"mnist": "data"}, "network": {...}, "loss": {...}}``."""
+    from .errors import ToolkitError
+    from .plugins import registry
+
+    used = {"dataset": [recipe.data.dataset], "network": [recipe.model.network], "loss": list(recipe.losses)}
+    out: dict = {}
+    for kind, names in used.items():
+        for name in names:
+            try:
+                out.setdefault(kind, {})[name] = registry(kind).get(name).plugin
+            except ToolkitError:
+                continue
+    return out
+
+
+def missing_plugin(meta: dict, kind: str, name: str) -> str:
+    """Why ``kind`` ``name`` of a checkpoint or resume file cannot be built here, naming the plugin
+    and distribution it came from (for files that record it), else every plugin the file was made with."""
+    plugin = meta.get("provides", {}).get(kind, {}).get(name)
+    plugins = meta.get("plugins", {})
+    if plugin is not None:
+        dist = plugins.get(plugin, "")
+        install = f"; install {dist.split()[0]}" if dist and not dist.startswith("(") else ""
+        return (f"{kind} '{name}' came from plugin '{plugin}'" + (f" ({dist})" if dist else "")
+                + f", which is not installed here or was skipped (see toolkit plugins){install}")
+    needed = ", ".join(f"{k} ({v})" for k, v in plugins.items()) or "none recorded"
+    return f"{kind} '{name}' is not registered here; the file was made with plugins: {needed}"
 
 
 def save_checkpoint(path: Path, networks, meta: dict) -> None:

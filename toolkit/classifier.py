@@ -57,10 +57,7 @@ def default_network() -> str:
 def build_classifier(network: str, image_shape, num_classes: int, options=None) -> torch.nn.Module:
     """Build a registered classifier network for images ``(C, H, W)`` and ``num_classes``."""
     entry = registry(KIND).get(network)
-    module = entry.build(tuple(image_shape), num_classes, options=options, where="network_options")
-    if not isinstance(module, torch.nn.Module):
-        raise TypeError(f"classifier '{network}' (plugin {entry.plugin}) must return a torch.nn.Module")
-    return module
+    return entry.build(tuple(image_shape), num_classes, options=options, where="network_options")  # checked there
 
 
 def _labeled(data: ImageSet, attribute: str, split: str) -> tuple[torch.Tensor, torch.Tensor]:

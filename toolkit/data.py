@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from .errors import ToolkitError, did_you_mean
 from .plugins import registry
 from .recipe import AttributeConfig, format_validation_error
+from .registry import check_results
 
 MISSING = -1
 
@@ -51,6 +52,33 @@ class ImageSet:
 
     def subset(self, index: torch.Tensor) -> "ImageSet":
         return ImageSet(self.images[index], {k: v[index] for k, v in self.labels.items()}, dict(self.classes))
+
+
+def check_imageset(data, split: str = "?") -> str | None:
+    """What is wrong with a dataset plugin's result (completing "dataset 'x' (plugin ...) ..."), or None.
+
+    An :class:`ImageSet` with at least one image; every label an integer from -1 to the
+    attribute's class count - 1; at least one class name per attribute.
+    """
+    if not isinstance(data, ImageSet):
+        return f"returned {type(data).__name__} for split '{split}', expected a toolkit.data.ImageSet"
+    if len(data) == 0:
+        return f"has no images in split '{split}'"
+    for name, lab in data.labels.items():
+        if lab.dtype.is_floating_point or lab.dtype == torch.bool or lab.is_complex():
+            return f"labels['{name}'] are {lab.dtype}, expected integers (class index, -1 = no label)"
+        k = len(data.classes.get(name, []))
+        if not k:
+            return f"attribute '{name}' has no class names (ImageSet.classes['{name}'] is empty)"
+        bad = (lab < MISSING) | (lab >= k)
+        if bool(bad.any()):
+            found = sorted(set(lab[bad].tolist()))[:5]
+            return (f"labels['{name}'] hold values outside -1..{k - 1} in split '{split}' ({k} classes: "
+                    f"{', '.join(data.classes[name][:10])}; found {', '.join(map(str, found))})")
+    return None
+
+
+check_results("dataset", lambda result, kwargs: check_imageset(result, kwargs.get("split", "?")))  # in Entry.build
 
 
 def derive_attributes(data: ImageSet, attributes: Mapping) -> ImageSet:

@@ -24,6 +24,14 @@ class ImageError(ToolkitError):
     """An input image that cannot be read or converted."""
 
 
+class PluginError(ToolkitError):
+    """A plugin handed the core something that breaks its contract, or raised inside a call.
+
+    The message names the registered entry, its plugin and distribution; the original
+    exception (if any) is chained, so ``--debug`` shows its traceback.
+    """
+
+
 class LatentError(ToolkitError):
     """An unknown latent variable or a value it cannot take."""
 

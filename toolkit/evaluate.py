@@ -108,7 +108,7 @@ def evaluate(model, classifier_path: str | Path | None, per_class: int = 500, se
     report: dict = {"checkpoint": str(model.path) if model.path else None, "step": model.step,
                     "protocol": {"samples_per_class": per_class, "seed": seed}}
     if test is None:
-        test = load_dataset(model.recipe, "test")
+        test = model.load_data("test") if hasattr(model, "load_data") else load_dataset(model.recipe, "test")
     report.update(encoder_metrics(model, test))
     report["protocol"]["test_images"] = len(test)
     if classifier_path is not None:

@@ -1,8 +1,11 @@
 """Reading user images and writing image grids.
 
 Input conversion (documented for ``translate`` and image folders):
-- the image is read with Pillow and turned upright as its EXIF orientation says (camera photos);
-  palette, CMYK, 16-bit and alpha images are converted; transparent pixels are composited onto black;
+- the image is read with Pillow (:func:`open_image`, the one function every reader of user
+  images goes through); an EXIF Orientation tag is applied, so the image enters upright as
+  every viewer shows it (a phone photo taken sideways);
+- palette, CMYK, 16-bit and alpha images are converted;
+  transparent pixels are composited onto black;
 - it is converted to the model's channel count (grey ``L`` or ``RGB``);
 - it is centre-cropped to a square and resized (bilinear, antialiased) to the model's size.
 Images above 64 megapixels are refused (decompression bombs).
@@ -20,6 +23,40 @@ from .errors import ImageError
 from .files import atomic_write
 
 MAX_PIXELS = 64_000_000
+
+
+def open_image(path: str | Path):
+    """Open and decode one image file with Pillow, upright: the EXIF orientation is applied.
+
+    Every reader of image files (``translate``, ``interpolate``, image folders, dataset
+    plugins) goes through this function. Errors are one-line :class:`ImageError` s naming
+    the file; images above :data:`MAX_PIXELS` are refused. The caller closes the image.
+    """
+    img = _open(Path(path))
+    try:
+        upright = _upright(img)
+    except BaseException:
+        img.close()
+        raise
+    if upright is not img:
+        img.close()
+    return upright
+
+
+def _upright(img):
+    """``img`` turned as its EXIF Orientation tag says (the same image when there is none)."""
+    from PIL import ImageOps
+
+    try:
+        orientation = img.getexif().get(0x0112, 1)
+    except Exception:  # an unreadable EXIF block: use the pixels as stored
+        return img
+    if orientation in (None, 1):
+        return img
+    try:
+        return ImageOps.exif_transpose(img)
+    except Exception:  # a broken tag: the pixels as stored
+        return img
 
 
 def _open(path: Path):
@@ -69,11 +106,11 @@ def load_image(path: str | Path, channels: int, size: int | tuple[int, int], cro
     ``crop(width, height) -> (left, top, right, bottom)`` replaces the centre square (a dataset's
     own framing, e.g. CelebA's face crop).
     """
-    from PIL import Image, ImageOps
+    from PIL import Image
 
     path = Path(path)
-    with _open(path) as original:
-        img = _to_mode(ImageOps.exif_transpose(original), channels)
+    with open_image(path) as original:
+        img = _to_mode(original, channels)
         img.load()
     h, w = (size, size) if isinstance(size, int) else size
     width, height = img.size
@@ -93,8 +130,9 @@ def load_image(path: str | Path, channels: int, size: int | tuple[int, int], cro
 
 
 def save_grid(images: torch.Tensor, path: str | Path, nrow: int, padding: int = 2, scale: int = 1) -> Path:
-    """Write images ``(N, C, H, W)`` in [0, 1] as one PNG grid with ``nrow`` images per row,
-    enlarged ``scale`` times with nearest-neighbour (every pixel a ``scale`` x ``scale`` block)."""
+    """Write images ``(N, C, H, W)`` in [0, 1] as one grid with ``nrow`` images per row (PNG, or the
+    type of the path's extension: :data:`toolkit.outputs.IMAGE_FORMATS`), enlarged ``scale`` times
+    with nearest-neighbour (every pixel a ``scale`` x ``scale`` block)."""
     from PIL import Image
     from torchvision.utils import make_grid
 
@@ -105,7 +143,10 @@ def save_grid(images: torch.Tensor, path: str | Path, nrow: int, padding: int = 
     if scale > 1:
         arr = arr.repeat(scale, axis=0).repeat(scale, axis=1)
     path = Path(path)
-    atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format="PNG"))
+    from .outputs import IMAGE_FORMATS
+
+    fmt = IMAGE_FORMATS.get(path.suffix.lower(), "PNG")  # the type its extension says (PNG otherwise)
+    atomic_write(path, lambda tmp: Image.fromarray(arr).save(tmp, format=fmt))
     return path
 
 

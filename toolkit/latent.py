@@ -14,6 +14,7 @@ deviation of 1, as in the authors' code, so the information term on a continuous
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -39,30 +40,65 @@ class Variable:
     def size(self) -> int:
         return len(self.classes) if self.kind == "categorical" else 1
 
-    def class_index(self, value: str) -> int:
-        """The index of a class given by name (case-insensitive) or by number."""
-        lowered = [c.lower() for c in self.classes]
-        if value.lower() in lowered:
-            return lowered.index(value.lower())
+    def class_index(self, value) -> int:
+        """The index of a class given by name, or by position where that cannot be mistaken.
+
+        A Python ``int`` is a position (the API: ``{"item": 8}``). Text is matched, in order,
+        to a class name as written, to a name in another case (when only one fits), and to a
+        numeric class name by value (``1`` = ``1.0`` = ``01``). Text that names no class is read
+        as a position only when no class name is a number: with numeric classes (``1, 2, ..., 10``)
+        ``--set label=0`` could mean a name or a position, so it is refused, never guessed.
+        """
+        if isinstance(value, bool):
+            raise LatentError(f"'{self.name}' is categorical: expected a class name or position, got {value!r}")
+        if isinstance(value, int):
+            return self._position(value)
+        text = str(value).strip()
+        if text in self.classes:
+            return self.classes.index(text)
+        folded = [k for k, c in enumerate(self.classes) if c.lower() == text.lower()]
+        if len(folded) == 1:
+            return folded[0]
+        number = _number(text)
+        numeric = {k: _number(c) for k, c in enumerate(self.classes)}
+        if number is not None:
+            same = [k for k, x in numeric.items() if x is not None and x == number]
+            if len(same) == 1:
+                return same[0]
+        names = ", ".join(self.classes)
+        if any(x is not None and x != k for k, x in numeric.items()):  # a name could be read as a position
+            raise LatentError(
+                f"'{text}' is not a class of '{self.name}' (classes: {names}); its class names are numbers, "
+                f"so a value is read as a name, never as a position"
+            )
         try:
-            index = int(value)
+            index = int(text)
         except ValueError:
             index = None
         if index is not None:
-            if 0 <= index < len(self.classes):
-                return index
-            raise LatentError(
-                f"'{self.name}' has {len(self.classes)} classes: index {index} is out of range "
-                f"(0..{len(self.classes) - 1}; names: {', '.join(self.classes)})"
-            )
-        raise LatentError(f"'{value}' is not a class of '{self.name}': {did_you_mean(value, self.classes)}")
+            return self._position(index)
+        raise LatentError(f"'{text}' is not a class of '{self.name}': {did_you_mean(text, self.classes)}")
 
-    def parse_value(self, value: str) -> float | int:
-        """A command-line value for this variable: a class (categorical) or a number."""
+    def _position(self, index: int) -> int:
+        if 0 <= index < len(self.classes):
+            return index
+        raise LatentError(
+            f"'{self.name}' has {len(self.classes)} classes: index {index} is out of range "
+            f"(0..{len(self.classes) - 1}; names: {', '.join(self.classes)})"
+        )
+
+    def parse_value(self, value) -> float | int:
+        """A value for this variable: a class (categorical) or a number (continuous).
+
+        Text comes from the command line; from Python an ``int`` is a class position and a
+        ``float`` a continuous value.
+        """
         if self.kind == "categorical":
             return self.class_index(value)
+        if isinstance(value, bool):
+            raise LatentError(f"'{self.name}' is continuous: expected a number, got {value!r}")
         try:
-            number = float(value)
+            number = float(value if isinstance(value, (int, float)) else str(value).strip())
         except ValueError:
             raise LatentError(f"'{self.name}' is continuous: expected a number, got '{value}'") from None
         limit = VALUE_LIMITS[self.prior]
@@ -72,6 +108,14 @@ class Variable:
                 f"values from {-limit:g} to {limit:g} are allowed"
             )
         return number
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _number(text: str) -> float | None:
+    """``text`` as a finite number when it is written as one (no ``nan``, ``inf`` or ``1_0``)."""
+    return float(text) if _NUMBER.match(text.strip()) else None
 
 
 @dataclass
@@ -168,8 +212,12 @@ class LatentSpec:
         return torch.cat([parts[n].reshape(len(parts[n]), -1) for n in self.slices], dim=1)
 
     # -- setting by name -----------------------------------------------------------------
-    def parse_assignments(self, assignments: list[str] | dict[str, str]) -> dict[str, float | int]:
-        """``['digit=7', 'c1=0.5']`` -> ``{'digit': 7, 'c1': 0.5}``, with clear errors."""
+    def parse_assignments(self, assignments: list[str] | dict) -> dict[str, float | int]:
+        """``['digit=7', 'c1=0.5']`` -> ``{'digit': 7, 'c1': 0.5}``, with clear errors.
+
+        A dict's values may be text (read as on the command line), an ``int`` (a class position)
+        or a ``float`` (a continuous value); see :meth:`Variable.parse_value`.
+        """
         if isinstance(assignments, dict):
             pairs = list(assignments.items())
         else:
@@ -179,7 +227,7 @@ class LatentSpec:
                 if not sep or not name.strip() or not value.strip():
                     raise LatentError(f"--set expects VARIABLE=VALUE, got '{item}' (variables: {', '.join(self.names)})")
                 pairs.append((name.strip(), value.strip()))
-        return {name: self[name].parse_value(str(value)) for name, value in pairs}
+        return {name: self[name].parse_value(value) for name, value in pairs}
 
     def assign(self, z: torch.Tensor, values: dict[str, float | int], strength: float = 1.0) -> torch.Tensor:
         """A copy of Z with the given variables set (class index or number).

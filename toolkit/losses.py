@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .errors import PluginError, ToolkitError
 from .plugins import registry
+
+PARTS = {"ge": "G and E", "d": "D"}
 
 
 @dataclass
@@ -94,9 +97,97 @@ def build_losses(recipe_losses: dict, spec) -> dict[str, LossTerm]:
     terms = {}
     for name, cfg in recipe_losses.items():
         entry = registry("loss").get(name)
-        terms[name] = entry.build(spec, options=cfg.options, where=f"losses.{name}.options")
+        term = entry.build(spec, options=cfg.options, where=f"losses.{name}.options")
+        if not hasattr(term, "needs"):  # a plain function is a term that needs no optional pass
+            term = _Plain(term)
         try:
-            terms[name].name = name  # how the term finds its extra passes in StepOutputs.extra
+            term.name = name  # how the term finds its extra passes in StepOutputs.extra
         except AttributeError:  # a callable that takes no attributes cannot have extra passes either
             pass
+        terms[name] = term
     return terms
+
+
+class _Plain(LossTerm):
+    """A plain callable as a :class:`LossTerm`."""
+
+    def __init__(self, function):
+        self.function = function
+
+    def __call__(self, out):
+        return self.function(out)
+
+
+def loss_origin(name: str) -> str:
+    """``loss 'adv' (plugin 'paper', toolkit-gan 0.1.0)``, or ``loss 'adv'`` when it is not registered."""
+    try:
+        return registry("loss").get(name).origin()
+    except ToolkitError:
+        return f"loss '{name}'"
+
+
+def loss_problem(parts, finite: bool = False, skipped: bool = False) -> str | None:
+    """What is wrong with what a loss term returned, or None: the one set of rules that
+    :func:`run_term` (every training step) and :func:`toolkit.testing.smoke_test_loss` apply.
+
+    A non-empty dict whose keys are among ``"ge"`` and ``"d"``; each value a floating-point
+    scalar tensor (shape ``()``) that depends on the parameters it trains (``requires_grad``).
+    These read only tensor metadata: no host-device synchronisation. ``finite=True`` also
+    checks the values are finite (a synchronisation: the smoke tests; the trainer checks at
+    its log steps instead). ``skipped=True``: the term's own passes (:meth:`LossTerm.extra_passes`)
+    returned nothing this step (lazy regularisation), so a part may be a constant such as
+    ``out.d_real.new_zeros(())``.
+    """
+    if not isinstance(parts, dict) or not parts:
+        return f"must return a dict like {{'ge': tensor}} or {{'d': tensor}}, got {_short(parts)}"
+    unknown = [k for k in parts if k not in PARTS]
+    if unknown:
+        listed = ", ".join(repr(k) for k in unknown)
+        return f"returned unknown part(s) {listed} (allowed: 'ge' for G and E, 'd' for D)"
+    for key, value in parts.items():
+        if not torch.is_tensor(value):
+            return f"part '{key}' must be a tensor, got {type(value).__name__}"
+        if value.dim() != 0:
+            return f"part '{key}' must be a scalar (shape ()), got shape {tuple(value.shape)} (reduce it, e.g. .mean())"
+        if not value.is_floating_point():
+            return f"part '{key}' must be a floating-point tensor, got {value.dtype}"
+        if not value.requires_grad and not skipped:
+            return f"part '{key}' does not depend on {PARTS[key]}: it cannot train them (detached, or nothing to learn from?)"
+        if finite and not bool(torch.isfinite(value)):
+            return f"part '{key}' is not finite ({float(value.detach())})"
+    return None
+
+
+def run_term(name: str, term, out: StepOutputs) -> dict[str, torch.Tensor]:
+    """Call loss term ``name`` on the step's outputs and check what it returns (:func:`loss_problem`).
+
+    Anything that goes wrong inside the term is one line naming the term, its plugin and
+    distribution (a :class:`PluginError`; the original traceback is chained for ``--debug``).
+    """
+    try:
+        parts = term(out)
+    except ToolkitError as exc:
+        raise PluginError(f"{loss_origin(name)}: {exc}") from exc
+    except Exception as exc:
+        raise PluginError(f"{loss_origin(name)} raised {type(exc).__name__}: {_first_line(exc)}") from exc
+    skipped = has_extra_passes(term) and not out.extra.get(name)  # a lazy term's off step: a constant is fine
+    problem = loss_problem(parts, skipped=skipped)
+    if problem:
+        raise PluginError(f"{loss_origin(name)} {problem}")
+    return parts
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else "(no message)"
+
+
+def describe_bad_loss(name: str, value: float, step: int, terms) -> str:
+    """``loss 'adv' (plugin 'paper', toolkit-gan 0.1.0), part 'd', became nan at step 1``."""
+    term, part = (name[:-2], "d") if name.endswith("_d") and name[:-2] in terms else (name, "ge")
+    return f"{loss_origin(term)}, part '{part}', became {value} at step {step}"

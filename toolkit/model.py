@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from pydantic import ValidationError
 
-from .checkpoint import read_meta, read_tensors
+from .checkpoint import missing_plugin, read_meta, read_tensors
 from .errors import CheckpointError, ToolkitError
 from .images import smooth
 from .latent import LatentSpec
@@ -31,17 +31,31 @@ class Model:
     image_shape: tuple[int, int, int]
     step: int
     path: Path | None = None
+    meta: dict | None = None  # the checkpoint's metadata (plugins it was made with)
+
+    def load_data(self, split: str):
+        """The ``split`` of the dataset the model was trained on; a missing dataset plugin is named."""
+        from .data import load_dataset
+        from .plugins import registry
+
+        name = self.recipe.data.dataset
+        if name not in registry("dataset"):
+            where = f"{self.path}: " if self.path else ""
+            raise CheckpointError(where + missing_plugin(self.meta or {}, "dataset", name))
+        return load_dataset(self.recipe, split)
 
     @property
     def device(self) -> torch.device:
         return next(self.networks.parameters()).device
 
     def _values(self, values) -> dict:
-        """``['item=bag']`` or ``{'item': 'bag' | 8, 'c1': 0.5}`` -> checked values."""
+        """``['item=bag']`` or ``{'item': 'bag' | 8, 'c1': 0.5}`` -> checked values.
+
+        In a dict an ``int`` is a class position and text is read as on the command line
+        (a class name; see :meth:`toolkit.latent.Variable.class_index`).
+        """
         if not values:
             return {}
-        if isinstance(values, dict):
-            values = {name: str(value) for name, value in values.items()}
         return self.spec.parse_assignments(values)
 
     @torch.no_grad()
@@ -125,11 +139,14 @@ def load_model(path: str | Path, device: str = "cpu") -> Model:
                               f"{format_validation_error(exc, 'recipe', Recipe)}") from None
     except Exception as exc:
         raise CheckpointError(f"{path}: incomplete toolkit metadata: {exc}") from None
+    from .plugins import registry
+
+    if recipe.model.network not in registry("network"):
+        raise CheckpointError(f"{path}: {missing_plugin(meta, 'network', recipe.model.network)}")
     try:
         networks = build_networks(recipe.model.network, spec, image_shape, recipe.model.options)
     except ToolkitError as exc:
-        needed = ", ".join(f"{k} ({v})" for k, v in meta.get("plugins", {}).items())
-        raise CheckpointError(f"{path}: {exc} (the checkpoint was made with plugins: {needed})") from None
+        raise CheckpointError(f"{path}: {exc}") from exc
     try:
         tensors = read_tensors(path)
     except CheckpointError as exc:
@@ -143,7 +160,7 @@ def load_model(path: str | Path, device: str = "cpu") -> Model:
         raise CheckpointError(f"{path}: weights do not match network '{recipe.model.network}': {detail}")
     networks.load_state_dict(tensors)
     networks.to(device).eval()
-    return Model(spec, networks, recipe, image_shape, int(meta.get("step", 0)), path)
+    return Model(spec, networks, recipe, image_shape, int(meta.get("step", 0)), path, meta)
 
 
 def _offer_older(path: Path, error: CheckpointError) -> CheckpointError:
@@ -175,9 +192,9 @@ def read_images(model, paths: list[Path]):
 
 def input_crop(recipe):
     """The training data's own framing of input images, when its dataset plugin declares one
-    (``register(..., input_crop="module:function")``, called as ``function(options, width, height)``)."""
-    import functools
-
+    (``register(..., input_crop="module:function")``, called as ``function(options, width, height)``);
+    an unexpected exception inside it is one line naming the entry and its plugin."""
+    from .errors import PluginError
     from .plugins import registry
 
     if recipe.data.dataset not in registry("dataset"):
@@ -186,4 +203,17 @@ def input_crop(recipe):
     crop = entry.resolve_extra("input_crop")
     if crop is None:
         return None
-    return functools.partial(crop, entry.parse_options(recipe.data.options, "data.options"))
+    options = entry.parse_options(recipe.data.options, "data.options")
+
+    def framed(width: int, height: int):
+        try:
+            box = tuple(crop(options, width, height))
+            if len(box) != 4:
+                raise ValueError(f"returned {len(box)} numbers, expected (left, top, right, bottom)")
+            return box
+        except ToolkitError:
+            raise
+        except Exception as exc:  # inside the plugin: one line naming it (traceback with --debug)
+            raise PluginError(f"{entry.origin()} input_crop failed: {type(exc).__name__}: {exc}") from exc
+
+    return framed

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .plugins import registry
+from .registry import check_results
 
 
 class Networks(nn.Module):
@@ -72,10 +73,34 @@ def with_fixed_weights(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return torch.func.functional_call(module, state, (x,))
 
 
+def check_networks_result(result, kwargs) -> str | None:
+    """What is wrong with a network plugin's result (completing "network 'x' (plugin ...) ..."), or None."""
+    if not isinstance(result, Networks):
+        return f"returned {type(result).__name__}, expected toolkit.networks.Networks"
+    return None
+
+
+check_results("network", check_networks_result)  # applied in Entry.build
+
+
 def build_networks(name: str, spec, image_shape, options=None) -> Networks:
     """Build a registered network family for a latent spec and an image shape ``(C, H, W)``."""
     entry = registry("network").get(name)
-    nets = entry.build(spec, tuple(image_shape), options=options, where="model.options")
-    if not isinstance(nets, Networks):
-        raise TypeError(f"network '{name}' (plugin {entry.plugin}) must return toolkit.networks.Networks")
-    return nets
+    return entry.build(spec, tuple(image_shape), options=options, where="model.options")  # checked there
+
+
+def network_failure(name: str, exc: BaseException, batch: int):
+    """The one-line error for an exception inside network ``name``'s forward passes."""
+    from .errors import PluginError, ToolkitError
+
+    if isinstance(exc, torch.OutOfMemoryError):
+        return ToolkitError(f"out of memory in the training step with {batch} images per step: "
+                            f"lower optim.batch_size (or the network's width)")
+    from .plugins import registry
+
+    try:
+        origin = registry("network").get(name).origin() if name else "the networks"
+    except ToolkitError:
+        origin = f"network '{name}'"
+    lines = str(exc).strip().splitlines()
+    return PluginError(f"{origin} failed in the training step: {type(exc).__name__}: {lines[0] if lines else ''}")

@@ -135,6 +135,13 @@ class DataConfig(Strict):
         100, description="labeled training images, chosen balanced per class from label_seed; 'all' uses every label"
     )
     label_seed: int | None = Field(None, description="seed of the labeled subset (default: the run's seed)")
+
+    @field_validator("labels")
+    @classmethod
+    def _labels(cls, value):
+        if isinstance(value, int) and value < 0:
+            raise ValueError("must be 0 or more (0: no labels), or 'all'")
+        return value
     labeled_ramp: int = Field(
         1000, ge=0, description="steps over which the labeled-sampling probability falls from 1 to the true ratio"
     )
@@ -165,8 +172,10 @@ class VariableConfig(Strict):
             raise ValueError("a categorical variable needs 'classes' or a 'label' to take them from")
         if self.kind == "continuous" and (self.classes is not None or self.label is not None):
             raise ValueError("a continuous variable takes neither 'classes' nor 'label'")
-        if isinstance(self.classes, list) and len(self.classes) < 2:
+        if isinstance(self.classes, list) and len(self.classes) < 2 or isinstance(self.classes, int) and self.classes < 2:
             raise ValueError("a categorical variable needs at least 2 classes")
+        if isinstance(self.classes, list) and len(set(self.classes)) != len(self.classes):
+            raise ValueError(f"class names must be distinct: {', '.join(self.classes)}")
         return self
 
 
@@ -200,6 +209,8 @@ class OptimConfig(Strict):
             raise ValueError("lr_milestones and lr_factors must have the same length")
         if self.lr_milestones != sorted(self.lr_milestones):
             raise ValueError("lr_milestones must increase")
+        if any(f <= 0 for f in self.lr_factors):
+            raise ValueError("lr_factors must be above 0 (a factor of 0 stops training: lower train.steps instead)")
         return self
 
     def lr_factor(self, step: int) -> float:
@@ -272,6 +283,13 @@ class Recipe(Strict):
     optim: OptimConfig = Field(default_factory=OptimConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     evaluate: EvalConfig = Field(default_factory=EvalConfig)
+
+    @field_validator("losses")
+    @classmethod
+    def _some_loss(cls, value):
+        if not value:
+            raise ValueError("a recipe needs at least one loss term (see `toolkit plugins`)")
+        return value
 
 
 # -- errors --------------------------------------------------------------------------------

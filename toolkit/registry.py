@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from pydantic import BaseModel, ValidationError
 
-from .errors import RegistryError, ToolkitError, did_you_mean
+from .errors import PluginError, RegistryError, ToolkitError, did_you_mean
 from .recipe import format_validation_error
 
 
@@ -30,6 +30,7 @@ class Entry:
     description: str = ""
     plugin: str = "?"
     extra: dict = field(default_factory=dict)
+    distribution: str = ""  # "toolkit-gan 0.1.0": the distribution that installed the plugin
 
     def resolve(self) -> Callable:
         """The factory itself, importing ``"module:attr"`` strings on first use."""
@@ -67,10 +68,64 @@ class Entry:
         except ValidationError as exc:
             raise ToolkitError(format_validation_error(exc, prefix=where, model=self.options)) from None
 
+    def origin(self) -> str:
+        """``loss 'adv' (plugin 'paper', toolkit-gan 0.1.0)``: what error messages call this entry."""
+        where = f"plugin '{self.plugin}', {self.distribution}" if self.distribution else f"plugin '{self.plugin}'"
+        return f"{self.kind} '{self.name}' ({where})"
+
     def build(self, *args, options=None, where: str = "options", **kwargs):
-        """Validate the options and call the factory."""
+        """Validate the options, call the factory and check what it returns.
+
+        A factory's :class:`ToolkitError` (a user error such as a missing folder) passes
+        unchanged; any other exception, or a result that breaks the contract of its kind
+        (:data:`RESULT_CHECKS`), is a one-line :class:`PluginError` naming the entry, its plugin
+        and distribution (the original traceback is chained, shown with ``--debug``).
+        """
         parsed = self.parse_options(options, where)
-        return self.resolve()(*args, options=parsed, **kwargs)
+        factory = self.resolve()
+        try:
+            result = factory(*args, options=parsed, **kwargs)
+        except ToolkitError:
+            raise
+        except Exception as exc:
+            raise PluginError(f"{self.origin()} failed to build: {type(exc).__name__}: {exc}") from exc
+        check = RESULT_CHECKS.get(self.kind)
+        if check is not None:
+            problem = check(result, kwargs)
+            if problem:
+                raise PluginError(f"{self.origin()} {problem}")
+        return result
+
+
+def _check_loss(result, kwargs) -> str | None:
+    if not callable(result):
+        return f"returned {type(result).__name__}, expected a toolkit.losses.LossTerm (a callable)"
+    needs = getattr(result, "needs", frozenset())
+    if not isinstance(needs, (set, frozenset)) or not all(isinstance(n, str) for n in needs):
+        return f"has needs={needs!r}, expected a frozenset of names such as {{'swap'}}"
+    return None
+
+
+def _check_classifier(result, kwargs) -> str | None:
+    import torch
+
+    if not isinstance(result, torch.nn.Module):
+        return f"returned {type(result).__name__}, expected a torch.nn.Module"
+    return None
+
+
+# what each kind's factory must return; a check returns a problem (completing "<entry> ...") or None.
+# The module that defines a kind's result type states its check with check_results (toolkit.data: dataset,
+# toolkit.networks: network), so that this layer imports neither (the import contract, tests/test_imports.py).
+RESULT_CHECKS: dict[str, Callable] = {
+    "loss": _check_loss,
+    "classifier": _check_classifier,
+}
+
+
+def check_results(kind: str, check: Callable) -> None:
+    """State what the factories of ``kind`` must return: ``check(result, kwargs) -> problem or None``."""
+    RESULT_CHECKS[kind] = check
 
 
 class Registry:

@@ -28,6 +28,7 @@ try:
     import fcntl
 except ImportError:  # Windows: no folder locks (the free-folder check still holds)
     fcntl = None
+from .outputs import output_folder
 
 RESUME_FILE = "resume.safetensors"
 RECIPE_FILE = "recipe.yaml"
@@ -109,6 +110,11 @@ class RunDir:
         found = self.checkpoint_files()
         return found[-1] if found else None
 
+    def checkpoint_before(self, step: int) -> Path | None:
+        """The newest step checkpoint written before ``step`` (what a stopped run can fall back to)."""
+        good = [p for p in self.checkpoint_files() if _step_of(p) is not None and _step_of(p) < step]
+        return good[-1] if good else None
+
     def can_resume(self) -> bool:
         return self.resume.is_file()
 
@@ -135,9 +141,8 @@ class RunDir:
             atomic_write(self.metrics, lambda tmp: tmp.write_text("".join(kept)))
 
     def check_free(self) -> None:
-        """A new run may not write into a folder that holds another run."""
-        if self.path.exists() and not self.path.is_dir():
-            raise ToolkitError(f"--out {self.path}: is a file, not a folder")
+        """A new run may not write into a folder that holds another run (or that cannot be written)."""
+        output_folder(self.path, "--out")  # a file, or a folder that cannot be made or written
         held = self.held()
         if held:
             how = f"--resume {self.path} or another --out" if RESUME_FILE in held else "another --out (or delete it)"
@@ -226,9 +231,18 @@ class RunDir:
             self.release()
 
 
+def _step_of(checkpoint: Path) -> int | None:
+    try:
+        return int(checkpoint.stem.split("-")[1])
+    except (IndexError, ValueError):
+        return None
+
+
 def newest_checkpoint(root: str | Path = "runs") -> Path:
     """The most recently written checkpoint of any run under ``root``."""
-    found = [p for p in Path(root).glob(f"**/{CHECKPOINTS}/*.safetensors") if p.is_file()]
+    # hidden names are skipped: macOS's AppleDouble "._step-...", the toolkit's own half-written ".step-..." files
+    found = [p for p in Path(root).glob(f"**/{CHECKPOINTS}/*.safetensors")
+             if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)]
     if not found:
         raise CheckpointError(f"no checkpoint found under ./{root}; train one first or pass -c CKPT")
     return max(found, key=lambda p: p.stat().st_mtime)

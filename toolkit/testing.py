@@ -65,6 +65,12 @@ def plugin_registered(plugin, name: str):
         error = info.error if info is not None else "skipped"
         plugins.unregister(name)
         raise ToolkitError(f"plugin '{name}' was skipped: {error}")
+    if info is not None and info.skipped:  # a name another plugin registered: the CLI would skip it
+        from .errors import RegistryError
+
+        clash = info.skipped[0]
+        plugins.unregister(name)
+        raise RegistryError(f"plugin '{name}': {clash}")
     try:
         yield plugins
     finally:
@@ -181,11 +187,12 @@ def _missing_grads(module) -> list[str]:
     return [n for n, p in module.named_parameters() if p.requires_grad and p.grad is None]
 
 
-def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None, terms=None):
+def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None, terms=None, network: str = ""):
     """One training step's forward passes (the trainer's own :class:`toolkit.train.ForwardPasses`,
     every optional pass on, and the extra passes of ``terms``) on random images and prior codes.
 
-    ``check(what, value, shape)`` is called on each output as soon as it exists.
+    ``check(what, value, shape)`` is called on each output as soon as it exists; an exception
+    inside the networks names ``network`` and its plugin, as in training.
     """
     import torch
 
@@ -200,7 +207,7 @@ def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None, term
     x_real = torch.rand(batch, *image_shape)
     z_fake = spec.sample(batch)
     passes = ForwardPasses(nets.generator, nets.encoder, nets.discriminator, spec,
-                           needs=frozenset({"swap", "fixed_encoder"}), check=checked, terms=terms)
+                           needs=frozenset({"swap", "fixed_encoder"}), check=checked, terms=terms, network=network)
     outputs, extra = passes(x_real, z_fake, 1)
     return StepOutputs(x_real, labels, z_fake=z_fake, step=1, extra=extra, **outputs)
 
@@ -233,7 +240,7 @@ def smoke_test_network(name: str, options=None, *, image_shape=None, spec=None, 
                    f"network '{name}': the {part} has no trainable parameters")
         nets.train()
         labels = {v.name: torch.arange(batch) % v.size for v in spec.supervised}
-        out = _forward(nets, spec, shape, batch, labels,
+        out = _forward(nets, spec, shape, batch, labels, network=name,
                        check=lambda what, value, want: _check_tensor(f"network '{name}': {what}", value, want))
         _check(out.x_fake.min() >= 0 and out.x_fake.max() <= 1, f"network '{name}': G(z) must be in [0, 1] (end with a sigmoid)")
         u = out.raw_real[:, spec.slices["u"]]
@@ -312,7 +319,7 @@ def smoke_test_loss(name: str, options=None, *, spec=None, image_shape=DEFAULT_I
     """
     import torch
 
-    from .losses import build_losses
+    from .losses import build_losses, loss_problem
     from .recipe import LossConfig
     from .registry import options_dict
 
@@ -329,15 +336,12 @@ def smoke_test_loss(name: str, options=None, *, spec=None, image_shape=DEFAULT_I
             nets.zero_grad(set_to_none=True)
             parts = term(_forward(nets, spec, image_shape, batch, labels, terms={name: term}))
             where = f"loss '{name}' ({case})"
-            _check(isinstance(parts, dict) and parts, f"{where}: must return a dict like {{'ge': tensor}}, got {parts!r}")
-            unknown = sorted(set(parts) - {"ge", "d"})
-            _check(not unknown, f"{where}: unknown parts {unknown} (allowed: 'ge' for G and E, 'd' for D)")
-            for key, value in parts.items():
-                _check_tensor(f"{where}: part '{key}'", value, ())
+            # the same rules the trainer applies at every step (toolkit.losses.run_term)
+            problem = loss_problem(parts, finite=True)
+            _check(problem is None, f"{where} {problem}")
             for key, params, who in (("ge", nets.ge_parameters(), "G or E"), ("d", nets.d_parameters(), "D")):
                 if key not in parts:
                     continue
-                _check(parts[key].requires_grad, f"{where}: part '{key}' does not depend on {who} (the update would fail)")
                 grads = torch.autograd.grad(parts[key], params, retain_graph=True, allow_unused=True)
                 _check(any(g is not None for g in grads), f"{where}: part '{key}' sends no gradient to {who}")
                 _check(all(torch.isfinite(g).all() for g in grads if g is not None), f"{where}: part '{key}' has non-finite gradients")

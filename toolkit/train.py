@@ -18,19 +18,19 @@ from pathlib import Path
 import torch
 
 from . import checkpoint as ckpt
-from . import distributed, speed
+from . import checks, distributed, speed
 from .augment import augment
 from .data import LabeledSampler, load_dataset, select_labels
 from .distributed import World, pick_device
 from .ema import WeightAverage
-from .errors import ToolkitError
+from .errors import PluginError, ToolkitError
 from .evaluate import evaluate
 from .files import atomic_write
 from .images import save_grid
 from .latent import LatentSpec, build_spec
-from .losses import StepOutputs, build_losses, has_extra_passes, ramp_factor
+from .losses import StepOutputs, build_losses, describe_bad_loss, has_extra_passes, loss_origin, ramp_factor, run_term
 from .model import Model
-from .networks import build_networks, reestimating_norms, with_fixed_weights
+from .networks import build_networks, network_failure, reestimating_norms, with_fixed_weights
 from .plugins import plugin_versions
 from .recipe import Recipe, to_yaml
 from .rundir import RunDir
@@ -51,10 +51,11 @@ class ForwardPasses(torch.nn.Module):
     """
 
     def __init__(self, generator, encoder, discriminator, spec: LatentSpec, precision: str = "fp32",
-                 needs: frozenset = frozenset(), check=None, terms: dict | None = None, d_augment: tuple = ()):
+                 needs: frozenset = frozenset(), check=None, terms: dict | None = None, d_augment: tuple = (),
+                 network: str = ""):
         super().__init__()
         self.generator, self.encoder, self.discriminator = generator, encoder, discriminator
-        self.spec, self.precision, self.check = spec, precision, check
+        self.spec, self.precision, self.check, self.network = spec, precision, check, network
         self.swap, self.fixed_encoder = "swap" in needs, "fixed_encoder" in needs
         # terms with passes of their own (not submodules: they hold no weights of their own)
         self._extra_terms = {name: t for name, t in (terms or {}).items() if has_extra_passes(t)}
@@ -65,7 +66,21 @@ class ForwardPasses(torch.nn.Module):
         return augment(x, self.d_augment) if self.d_augment else x
 
     def forward(self, x_real: torch.Tensor, z_fake: torch.Tensor, step: int = 0):
-        """Returns ``(outputs, extra)``: the named outputs in fp32, and each extra-pass term's tensors."""
+        """Returns ``(outputs, extra)``: the named outputs in fp32, and each extra-pass term's tensors.
+
+        An exception inside the networks is one line naming the network's plugin (traceback with
+        ``--debug``); one inside a term's extra passes names the loss term.
+        """
+        try:
+            return self._passes(x_real, z_fake, step)
+        except ToolkitError:
+            raise
+        except Exception as exc:  # inside a network plugin: one line naming it (traceback with --debug)
+            if isinstance(exc, AssertionError) and self.check is not None:
+                raise  # a smoke test's check says what broke (toolkit.testing)
+            raise network_failure(self.network, exc, len(x_real)) from exc
+
+    def _passes(self, x_real: torch.Tensor, z_fake: torch.Tensor, step: int):
         seen = self.check or _as_is
         image, code, logit = tuple(x_real.shape), (len(x_real), self.spec.dim), (len(x_real), 1)
         with speed.autocast(self.precision, x_real.device):
@@ -87,8 +102,21 @@ class ForwardPasses(torch.nn.Module):
                     out["raw_swap_fixed"] = seen("E(G(u of E(x), c of z)), E's weights held fixed",
                                                  with_fixed_weights(self.encoder, x_swap), code)
             batch = {"x_real": x_real, "z_fake": z_fake, "z_real": z_real, "x_fake": x_fake, "raw_real": raw_real}
-            extra = {name: term.extra_passes(self, batch, step) for name, term in self._extra_terms.items()}
+            extra = {name: self._extra_passes(name, term, batch, step) for name, term in self._extra_terms.items()}
         return {k: v.float() for k, v in out.items()}, extra
+
+    def _extra_passes(self, name: str, term, batch: dict, step: int) -> dict:
+        """A loss term's own passes; an exception inside them is one line naming the term and its plugin."""
+        try:
+            return term.extra_passes(self, batch, step)
+        except ToolkitError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, torch.OutOfMemoryError):
+                raise  # the step's batch is too large: said once, in forward
+            lines = str(exc).strip().splitlines()
+            raise PluginError(f"{loss_origin(name)} failed in its extra passes: {type(exc).__name__}: "
+                              f"{lines[0] if lines else ''}") from exc
 
 
 def _as_is(what: str, value: torch.Tensor, shape: tuple) -> torch.Tensor:
@@ -107,6 +135,7 @@ class Trainer:
         torch.manual_seed(recipe.seed)
         train = load_dataset(recipe, "train")
         self.spec = build_spec(recipe, train)
+        checks.check_data(recipe, train, self.spec)  # before any memory is taken (toolkit.checks)
         self.image_shape = train.shape
         supervised = {v.label: v.size for v in self.spec.supervised}
         label_seed = recipe.data.label_seed if recipe.data.label_seed is not None else recipe.seed
@@ -118,13 +147,14 @@ class Trainer:
         self.layout = speed.memory_format(fast.channels_last)
         self.images = train.images.to(self.device)  # the whole (uint8) data set lives on the device
         self.networks = build_networks(recipe.model.network, self.spec, self.image_shape, recipe.model.options)
+        checks.check_networks(recipe, self.networks, world.size, spec=self.spec, image_shape=self.image_shape)
         if world.distributed:
             distributed.global_batchnorm(self.networks)
         self.networks.to(self.device, memory_format=self.layout)
         self.losses = build_losses(recipe.losses, self.spec)
         needs = frozenset().union(*(term.needs for term in self.losses.values()))
         self.forward = ForwardPasses(*speed.step_networks(self.networks, fast), self.spec, fast.precision, needs,
-                                     terms=self.losses, d_augment=recipe.train.d_augment)
+                                     terms=self.losses, d_augment=recipe.train.d_augment, network=recipe.model.network)
         if world.distributed:
             self.forward = distributed.wrap(self.forward, self.device)
             # rank-specific noise inside the networks (after DDP copied rank 0's weights)
@@ -165,7 +195,7 @@ class Trainer:
         ge_total, d_total = 0.0, 0.0
         for name, term in self.losses.items():
             cfg = self.recipe.losses[name]
-            parts = term(out)
+            parts = run_term(name, term, out)  # checked as the smoke tests check it (toolkit.losses)
             if "ge" in parts:
                 ge_total = ge_total + cfg.weight * ramp_factor(step, cfg.ramp) * parts["ge"]
                 self._accumulate(name, parts["ge"])
@@ -382,11 +412,12 @@ class Trainer:
 
     def _stop_on_bad_loss(self, last: dict) -> None:
         first = {k: int(v) for k, v in self._first_bad.items() if int(v) < int(NEVER)}
-        name = min(first, key=first.get)
-        raise TrainingStopped(
-            f"loss '{name}' became {last[name]} at step {first[name]}; stopped, the last good "
-            f"checkpoint is kept in {self.folder.checkpoints}"
-        )
+        name = min(first, key=first.get) if first else next(k for k, v in last.items() if not math.isfinite(v))
+        step = first.get(name, self.step)
+        good = self.folder.checkpoint_before(step)
+        fallback = (f"the last checkpoint before it is {good}" if good is not None else
+                    "no checkpoint was written before it (lower the learning rates or check the loss terms and data)")
+        raise TrainingStopped(f"{describe_bad_loss(name, last[name], step, self.losses)}; stopped; {fallback}")
 
     def _evaluate(self) -> dict:
         """Encoder accuracy per supervised variable on held-out images ({} without a test split)."""

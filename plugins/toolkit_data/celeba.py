@@ -18,8 +18,11 @@ in the paper's 32x32 figures: in the aligned images the eyes sit at about 0.5 of
 the chin at about 0.8 and the top of the hair at about 0.15-0.2, so this square (0.17-0.83
 of the height) keeps the crown, which bald / hair colour need, and the chin.
 
-Decoded images are cached as an .npz under ``cache``, keyed by the options and by the
-attribute and partition files, so the second load is fast.
+Decoded images are cached as an .npz under ``cache`` (default ``~/.cache/toolkit/celeba``), so
+the second load is fast. The key covers what the cache holds: the options that change the
+pixels, the attribute and partition files, and every image file's name, size and modification
+time, so replaced or touched images are decoded again; an older file of the same settings is
+then removed. ``cache: null`` bypasses the cache; deleting the folder clears it.
 """
 
 from __future__ import annotations
@@ -32,8 +35,8 @@ import numpy as np
 import torch
 
 from toolkit.data import ImageSet
-from toolkit.errors import ToolkitError
-from toolkit.images import atomic_write
+from toolkit.errors import ImageError, ToolkitError
+from toolkit.images import atomic_write, open_image
 from toolkit.recipe import expand_path
 
 from .folder import split_indices
@@ -137,26 +140,49 @@ def decode(path: Path, options) -> np.ndarray:
     from PIL import Image
 
     size = options.image_size
+    if not path.is_file():
+        raise ToolkitError(f"CelebA image {path} is missing (it is listed in {ATTR_FILE})")
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:  # the shared reader: EXIF orientation applied
             rgb = img.convert("RGB")
-    except FileNotFoundError:
-        raise ToolkitError(f"CelebA image {path} is missing (it is listed in {ATTR_FILE})") from None
-    except OSError as exc:
-        raise ToolkitError(f"cannot read CelebA image {path}: {exc}") from None
+    except ImageError as exc:
+        raise ToolkitError(f"cannot read CelebA image {exc}") from None
     box = crop_box(*rgb.size, options.crop, options.crop_center)
     return np.asarray(rgb.resize((size, size), Image.BILINEAR, box=box, reducing_gap=None), dtype=np.uint8)
 
 
-def cache_path(options, root: Path, folder: Path, split: str, attr: Path, partition: Path) -> Path | None:
+def cache_path(options, root: Path, folder: Path, split: str, attr: Path, partition: Path,
+               images: list[Path] = ()) -> Path | None:
+    """The cache file of this split: ``<split>-<settings>-<contents>.npz`` under ``options.cache``.
+
+    The settings part hashes the options that change the decoded pixels, the folders and the
+    split; the contents part hashes the attribute and partition files' bytes and each image
+    file's name, size and modification time, so replacing or touching any image (or an attribute
+    row) makes a new key: a cache never serves images that are not the ones on disk.
+    """
     if options.cache is None:
         return None
     settings = options.model_dump(mode="json", exclude={"cache", "root", "images"})
-    key = hashlib.sha256(json.dumps([CACHE_VERSION, str(root.resolve()), str(folder.resolve()), split, settings],
-                                    sort_keys=True).encode())
+    prefix = hashlib.sha256(json.dumps([CACHE_VERSION, str(root.resolve()), str(folder.resolve()), split, settings],
+                                       sort_keys=True).encode()).hexdigest()[:16]
+    key = hashlib.sha256()
     for path in (attr, partition):
         key.update(path.read_bytes() if path.is_file() else b"-")
-    return _path(options.cache) / f"{split}-{key.hexdigest()[:20]}.npz"
+    for path in images:
+        try:
+            st = path.stat()
+            key.update(f"{path.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        except OSError:
+            key.update(f"{path.name}\0missing\n".encode())
+    return _path(options.cache) / f"{split}-{prefix}-{key.hexdigest()[:16]}.npz"
+
+
+def clear_stale(path: Path) -> None:
+    """Remove the cache files of the same split and settings as ``path`` but other contents."""
+    split, prefix, _ = path.stem.split("-", 2)
+    for old in path.parent.glob(f"{split}-{prefix}-*.npz"):
+        if old != path:
+            old.unlink(missing_ok=True)
 
 
 def _read_cache(path: Path | None):
@@ -179,6 +205,7 @@ def _write_cache(path: Path | None, images: np.ndarray, labels: np.ndarray, attr
 
     try:
         atomic_write(path, write)
+        clear_stale(path)
     except OSError:
         pass  # a cache that cannot be written only costs time
 
@@ -192,13 +219,13 @@ def load(options, split: str) -> ImageSet:
     if not attr.is_file():
         raise ToolkitError(f"CelebA attribute file not found: expected {attr} (point data.options.root at its folder)")
     folder = image_folder(root, options.images)
-    where = cache_path(options, root, folder, split, attr, partition_file)
+    files, names, all_labels = read_attributes(attr)
+    rows = split_rows(len(files), read_partition(partition_file, files), options, split)
+    where = cache_path(options, root, folder, split, attr, partition_file, [folder / files[i] for i in rows])
     cached = _read_cache(where)
     if cached is not None:
         images, labels, names = cached
     else:
-        files, names, all_labels = read_attributes(attr)
-        rows = split_rows(len(files), read_partition(partition_file, files), options, split)
         size = options.image_size
         images = np.empty((len(rows), size, size, 3), dtype=np.uint8)
         for j, i in enumerate(rows):

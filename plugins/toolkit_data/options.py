@@ -44,8 +44,11 @@ class CelebaOptions(_Options):
     )
     split_seed: int = 0
     max_images: int | None = Field(None, ge=1, description="read at most this many images of the split (the first ones)")
-    cache: str | None = Field("~/.cache/toolkit/celeba", json_schema_extra=PATH,
-                              description="folder for the decoded images (.npz); null: no cache")
+    cache: str | None = Field(
+        "~/.cache/toolkit/celeba", json_schema_extra=PATH,
+        description="folder for the decoded images (.npz), keyed on the options, the attribute files and each image's "
+        "size and modification time; null: no cache (delete the folder to clear it)",
+    )
 
 
 class SvhnOptions(_Options):

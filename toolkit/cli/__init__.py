@@ -42,3 +42,9 @@ def main() -> None:
             raise
         typer.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as exc:  # the system refused a read or write (disk full, permissions, a folder in the way)
+        if state["debug"] or "--debug" in sys.argv:
+            raise
+        where = f"{exc.filename}: " if getattr(exc, "filename", None) else ""
+        typer.echo(f"error: {where}{exc.strerror or exc} (toolkit --debug ... shows where)", err=True)
+        sys.exit(1)

@@ -65,7 +65,9 @@ def train(
         raise ToolkitError("missing DATASET (e.g. toolkit classifier train mnist --attribute digit), or use --recipe RECIPE")
     dataset_options = apply_overrides(dataset_options, option, source="--option")
     network_options = apply_overrides({}, network_option, source="--network-option")
-    out = out or default_path(dataset, attribute)
+    from ..outputs import output_file, writing
+
+    out = output_file(out or default_path(dataset, attribute), f"{dataset}-{attribute}.safetensors", "-o")  # before training
     network = network or default_network()
     console = Console(stderr=True, soft_wrap=True)
     console.print(f"training classifier '{network}' for {dataset} / {attribute} ({epochs} epochs) -> {out}")
@@ -77,7 +79,8 @@ def train(
         module, meta = train_classifier(dataset, dataset_options, attribute, network, network_options, epochs=epochs,
                                         batch_size=batch_size, lr=lr, seed=seed, device=device, progress=update,
                                         limit=limit, attributes=attributes, reject=reject)
-    save_classifier(out, module, meta)
+    with writing(out):
+        save_classifier(out, module, meta)
     typer.echo(f"test accuracy {meta['test_accuracy']:.2%} on {meta['test_images']} images; saved {out}")
 
 

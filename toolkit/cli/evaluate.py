@@ -17,7 +17,8 @@ def evaluate(
     classifier: Optional[Path] = typer.Option(None, "--classifier", help="Judge (default: the recipe's evaluate.classifier)."),
     n: Optional[int] = typer.Option(None, "--n", min=1, help="Generated images per class (default: the recipe's, 500)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the generated latents (default: the recipe's)."),
-    output: Optional[Path] = typer.Option(None, "-o", "--output", help="JSON report (default: next to the checkpoint)."),
+    output: Optional[Path] = typer.Option(
+        None, "-o", "--output", help="JSON report (default: next to the checkpoint; in a folder: report.eval.json there)."),
     strength: float = typer.Option(1.0, "--strength", min=0.0, max=10.0, help="Translations: as `toolkit translate --strength`."),
     keep_details: bool = typer.Option(False, "--keep-details", help="Translations: as `toolkit translate --keep-details`."),
     device: str = typer.Option("auto", "--device"),
@@ -28,16 +29,22 @@ def evaluate(
 
     from ..evaluate import evaluate as run
     from ..evaluate import write_report
+    from ..outputs import output_file, writing
     from ..rundir import report_path
 
+    if output is not None:
+        output = output_file(output, "report.eval.json", "-o")
     model = open_model(checkpoint, device)
+    if output is None:
+        output = output_file(report_path(model.path), report_path(model.path).name, "the report next to the checkpoint")
     cfg = model.recipe.evaluate
     judge = classifier or cfg.classifier_path()
     if judge is None:
         typer.echo("no classifier given (--classifier or the recipe's evaluate.classifier): generator error skipped", err=True)
     report = run(model, judge, n or cfg.samples_per_class, cfg.seed if seed is None else seed,
                  strength=strength, keep_details=keep_details)
-    path = write_report(report, output or report_path(model.path))
+    with writing(output):
+        path = write_report(report, output)
     table = Table(title=f"{model.path} (step {model.step})")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -69,9 +76,13 @@ def figures(
     device: str = typer.Option("auto", "--device"),
 ):
     """The paper's figures: generation grid, translations, interpolations, continuous sweeps."""
-    from ..data import load_dataset
     from ..figures import make_figures
+    from ..outputs import output_folder, writing
 
+    output = output_folder(output, "-o")
     model = open_model(checkpoint, device)
-    for path in make_figures(model, load_dataset(model.recipe, "test"), output, seed):
+    test = model.load_data("test")
+    with writing(output):
+        paths = make_figures(model, test, output, seed)
+    for path in paths:
         typer.echo(f"wrote {path}")

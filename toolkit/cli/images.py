@@ -30,19 +30,35 @@ def done(path: Path, what: str) -> None:
     typer.echo(f"wrote {path} ({what})")
 
 
+def image_output(output: Path, default: str) -> Path:
+    """``-o``: the image file to write (inside it when it is a folder), checked before any work."""
+    from ..outputs import IMAGE_FORMATS, output_file
+
+    return output_file(output, default, "-o", suffixes=IMAGE_FORMATS)
+
+
+def write_grid(images, output: Path, nrow: int, scale: int = 1) -> Path:
+    from ..images import save_grid
+    from ..outputs import writing
+
+    with writing(output):
+        return save_grid(images, output, nrow=nrow, scale=scale)
+
+
 @app.command("generate")
 def generate(
     checkpoint: Optional[Path] = typer.Option(None, "-c", "--checkpoint", help=CKPT_HELP),
     set_: list[str] = typer.Option([], "--set", help=VAR_HELP),
     n: Optional[int] = typer.Option(None, "--n", min=1, max=4096,
                                     help="Images (default: 64), or images per class when no class is set (default: 10)."),
-    output: Path = typer.Option(Path("generated.png"), "-o", "--output", help="PNG grid to write."),
+    output: Path = typer.Option(Path("generated.png"), "-o", "--output",
+                                help="Image grid to write (.png, .jpg, ...; in a folder: generated.png there)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the latent samples."),
     scale: int = typer.Option(1, "--scale", min=1, max=16, help="Enlarge the PNG this many times (nearest-neighbour: pixels stay sharp)."),
     device: str = typer.Option("auto", "--device"),
 ):
     """Sample images with chosen characteristics (e.g. --set digit=7)."""
-
+    output = image_output(output, "generated.png")
     model = open_model(checkpoint, device)
     values = model.spec.parse_assignments(set_)
     var = model.spec.class_variable()
@@ -54,9 +70,7 @@ def generate(
         n = n or 64
         images, nrow = model.generate(n, values, seed), max(1, int(math.ceil(math.sqrt(n))))
         what = ", ".join(set_) or "random"
-    from ..images import save_grid
-
-    done(save_grid(images, output, nrow=nrow, scale=scale), what)
+    done(write_grid(images, output, nrow=nrow, scale=scale), what)
 
 
 @app.command("translate")
@@ -77,10 +91,9 @@ def translate(
     """Edit real images by attribute: encode, set variables, decode."""
     import torch
 
-    from ..images import save_grid
-
     if not set_ and not sweep:
         raise ToolkitError("nothing to change: give --set NAME=VALUE or --sweep NAME")
+    output = image_output(output, "translated.png")
     model = open_model(checkpoint, device)
     values = model.spec.parse_assignments(set_)
     from ..model import read_images
@@ -96,7 +109,7 @@ def translate(
         columns = [model.translate(x, values, strength, keep_details)]
         what = "input | " + ", ".join(set_)
     grid = torch.stack([x] + columns, dim=1).flatten(0, 1)
-    done(save_grid(grid, output, nrow=len(columns) + 1, scale=scale), what)
+    done(write_grid(grid, output, nrow=len(columns) + 1, scale=scale), what)
 
 
 @app.command("interpolate")
@@ -112,12 +125,11 @@ def interpolate(
     """Decode a straight line between the codes of two images."""
     import torch
 
-    from ..images import save_grid
-
+    output = image_output(output, "interpolated.png")
     model = open_model(checkpoint, device)
     from ..model import read_images
 
     x = read_images(model, [image_a, image_b])
     line = model.interpolate(x[:1], x[1:], steps)
     grid = torch.cat([x[:1], line, x[1:]])
-    done(save_grid(grid, output, nrow=steps + 2, scale=scale), f"{image_a.name} -> {image_b.name}, {steps} steps")
+    done(write_grid(grid, output, nrow=steps + 2, scale=scale), f"{image_a.name} -> {image_b.name}, {steps} steps")

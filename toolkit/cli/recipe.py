@@ -9,7 +9,8 @@ import typer
 
 from .base import app
 
-recipe_app = typer.Typer(help="Show, validate or describe recipes.", no_args_is_help=True)
+recipe_app = typer.Typer(help="Show the resolved recipe, validate recipes, or print their JSON schema "
+                              "(a plugin's options: toolkit plugins show KIND NAME).", no_args_is_help=True)
 app.add_typer(recipe_app, name="recipe")
 
 SET_HELP = "Override a recipe field: key.path=value (value read as YAML). Repeatable."
@@ -32,17 +33,31 @@ def show(recipe: Path = typer.Argument(..., help="Recipe YAML file."),
 
 @recipe_app.command("validate")
 def validate(recipe: list[Path] = typer.Argument(..., help="Recipe YAML files."),
-             set_: list[str] = typer.Option([], "--set", help=SET_HELP)):
-    """Check recipes (keys, types, plugin names and options); exit 1 on the first error."""
+             set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+             data: bool = typer.Option(True, "--data/--no-data",
+                                       help="Also load the training data and build the networks, and refuse what "
+                                            "they cannot run (batch size, labels, classes), as `toolkit train` "
+                                            "would (reading or downloading the data as the recipe says); --no-data "
+                                            "checks the recipe alone, offline.")):
+    """Check recipes (keys, types, plugin names and options, and what the data and networks can run);
+    exit 1 on the first error."""
+    from ..checks import check_runnable
+
     for path in recipe:
         r = load_resolved(path, set_)
-        typer.echo(f"ok: {path} ({r.name}: dataset {r.data.dataset}, network {r.model.network}, "
-                   f"losses {', '.join(r.losses)})")
+        summary = f"dataset {r.data.dataset}, network {r.model.network}, losses {', '.join(r.losses)}"
+        if data:
+            found = check_runnable(r, source=str(path))
+            summary += f"; {found['images']:,} training images {tuple(found['shape'])}, checked against data and networks"
+        else:
+            summary += "; data not checked (--no-data)"
+        typer.echo(f"ok: {path} ({r.name}: {summary})")
 
 
 @recipe_app.command("schema")
 def schema():
-    """Print the JSON schema of recipes (for editors and validators)."""
-    from ..recipe import Recipe
+    """Print the JSON schema of recipes, with the options of every installed dataset, network and
+    loss term (for editors and validators)."""
+    from ..plugins import recipe_schema
 
-    typer.echo(json.dumps(Recipe.model_json_schema(), indent=2))
+    typer.echo(json.dumps(recipe_schema(), indent=2))

@@ -34,12 +34,13 @@ def sweep(
     from ..distributed import pick_device
     from ..evaluate import evaluate, write_report
     from ..model import load_model
+    from ..outputs import output_folder
     from ..plugins import load_resolved
     from ..rundir import report_path
     from .train import train_run
 
     base = load_resolved(recipe, set_)
-    out = out or Path("runs") / f"sweep-{base.name}"
+    out = output_folder(out or Path("runs") / f"sweep-{base.name}", "--out")
     reports: dict = {}
     for count in _ints(labels, "--labels"):
         for seed in _ints(seeds, "--seeds"):
@@ -51,12 +52,13 @@ def sweep(
                 train_run(r, run.path, device=device or r.train.device, resume=status == "partial")
             final = run.checkpoint(r.train.steps)
             cached = report_path(final)
-            if cached.is_file():
-                report = json.loads(cached.read_text())
-            else:
+            cfg = r.evaluate
+            key = _report_key(final, cfg)
+            report = _reusable(cached, key)
+            if report is None:  # none yet, or made from another checkpoint file, classifier or protocol
                 model = load_model(final, str(pick_device(device or r.train.device)))
-                cfg = r.evaluate
                 report = evaluate(model, cfg.classifier_path(), cfg.samples_per_class, cfg.seed)
+                report["reuse_key"] = key
                 write_report(report, cached)
             report["seed"] = seed
             if run.best_record.is_file():  # the lowest generator error among the run's own evaluations
@@ -65,3 +67,22 @@ def sweep(
     summary = sw.summarise(reports)
     json_path, md_path = sw.write_summary(out, summary)
     typer.echo(sw.markdown(summary) + f"wrote {json_path} and {md_path}")
+
+
+def _report_key(checkpoint: Path, cfg) -> dict:
+    """What a saved report was computed from: a report is reused only when all of it is unchanged."""
+    from ..classifier import classifier_hash
+
+    st = checkpoint.stat()
+    judge = cfg.classifier_path()
+    return {"checkpoint_size": st.st_size, "checkpoint_mtime_ns": st.st_mtime_ns,
+            "classifier_sha256": classifier_hash(judge) if judge is not None and judge.is_file() else None,
+            "samples_per_class": cfg.samples_per_class, "seed": cfg.seed}
+
+
+def _reusable(path: Path, key: dict):
+    try:
+        report = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return report if isinstance(report, dict) and report.get("reuse_key") == key else None

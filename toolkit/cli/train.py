@@ -92,7 +92,20 @@ def _resolved_recipe(recipe: Optional[Path], set_: list[str], resume: Optional[P
     run = RunDir(resume)
     run.check_resumable()
     source = run.recipe
-    return resolve(parse_recipe(apply_overrides(read_yaml(source), set_), str(source)), str(source))
+    recipe = parse_recipe(apply_overrides(read_yaml(source), set_), str(source))
+    _name_missing_plugins(recipe, run.resume)
+    return resolve(recipe, str(source))
+
+
+def _name_missing_plugins(recipe, resume_file: Path) -> None:
+    """A run that needs a plugin not installed here: name it and its distribution (from the resume file)."""
+    from ..checkpoint import missing_plugin, read_meta
+    from ..plugins import registry
+
+    used = [("dataset", recipe.data.dataset), ("network", recipe.model.network)] + [("loss", n) for n in recipe.losses]
+    for kind, name in used:
+        if name not in registry(kind):
+            raise ToolkitError(f"cannot resume {resume_file.parent}: {missing_plugin(read_meta(resume_file), kind, name)}")
 
 
 def _join(world, device: str) -> None:

@@ -27,7 +27,11 @@ def draw_shape(
         raise ToolkitError(f"unknown shape '{shape}': {did_you_mean(shape, SHAPES)}")
     if size not in SIZES:
         raise ToolkitError(f"unknown size '{size}': {did_you_mean(size, SIZES)}")
+    from toolkit.outputs import IMAGE_FORMATS, output_file, writing
+
+    output = output_file(output, f"{shape}.png", "-o", suffixes=IMAGE_FORMATS)  # a folder: the file inside it
     g = torch.Generator().manual_seed(seed)
     image = render(torch.tensor([SHAPES.index(shape)]), torch.tensor([SIZES.index(size)]), g)[0, 0]
-    Image.fromarray((image * 255).round().to(torch.uint8).numpy()).save(output)
+    with writing(output):
+        Image.fromarray((image * 255).round().to(torch.uint8).numpy()).save(output, format=IMAGE_FORMATS[output.suffix.lower()])
     typer.echo(f"wrote {output} ({size} {shape})")
