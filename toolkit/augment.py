@@ -30,15 +30,19 @@ def _uniform(x: torch.Tensor, low: float, high: float, generator=None) -> torch.
     return (low + (high - low) * u).to(x.device, x.dtype)
 
 
+def _offsets(x: torch.Tensor, low: int, high: int, generator=None) -> torch.Tensor:
+    """One integer in [low, high) per image, shaped ``(B, 1, 1)``, on the images' device."""
+    dev = generator.device if generator is not None else x.device
+    return torch.randint(low, high, (len(x), 1, 1), generator=generator, device=dev).to(x.device)
+
+
 def translation(x: torch.Tensor, ratio: float = 0.125, generator=None) -> torch.Tensor:
     """Shift each image by its own integer (dy, dx), each in [-ratio*size, ratio*size]; zero-filled."""
     b, _, h, w = x.shape
     sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
     if sy == 0 and sx == 0:
         return x
-    dev = generator.device if generator is not None else x.device
-    dy = torch.randint(-sy, sy + 1, (b, 1, 1), generator=generator, device=dev).to(x.device)
-    dx = torch.randint(-sx, sx + 1, (b, 1, 1), generator=generator, device=dev).to(x.device)
+    dy, dx = _offsets(x, -sy, sy + 1, generator), _offsets(x, -sx, sx + 1, generator)
     rows = (torch.arange(h, device=x.device)[None, :, None] + dy + sy).expand(b, h, w)
     cols = (torch.arange(w, device=x.device)[None, None, :] + dx + sx).expand(b, h, w)
     padded = F.pad(x, (sx, sx, sy, sy))
@@ -53,9 +57,7 @@ def cutout(x: torch.Tensor, ratio: float = 0.5, generator=None) -> torch.Tensor:
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     if ch == 0 or cw == 0:
         return x
-    dev = generator.device if generator is not None else x.device
-    cy = torch.randint(0, h + (1 - ch % 2), (b, 1, 1), generator=generator, device=dev).to(x.device)
-    cx = torch.randint(0, w + (1 - cw % 2), (b, 1, 1), generator=generator, device=dev).to(x.device)
+    cy, cx = _offsets(x, 0, h + (1 - ch % 2), generator), _offsets(x, 0, w + (1 - cw % 2), generator)
     ys = torch.arange(h, device=x.device)[None, :, None] - cy + ch // 2
     xs = torch.arange(w, device=x.device)[None, None, :] - cx + cw // 2
     inside = (ys >= 0) & (ys < ch) & (xs >= 0) & (xs < cw)
