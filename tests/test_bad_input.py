@@ -573,7 +573,7 @@ def _project(tmp_path, folder):
 
 def test_a_run_folder_works_from_any_working_directory(cli, tmp_path, monkeypatch):
     project = _project(tmp_path, "imgs")
-    _images(project / "imgs", n=8)
+    _images(project / "imgs", n=16)  # enough for the recipe's batch of 8 after the held-out split
     for name in ("elsewhere", "other"):
         (tmp_path / name).mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")

@@ -185,8 +185,7 @@ class RunDir:
     def reserve(self) -> None:
         """Claim this folder for a new run, before anything slow: create it, take its lock (until
         :meth:`release` or the end of the process) and refuse a folder that holds a run."""
-        if self.path.exists() and not self.path.is_dir():
-            raise ToolkitError(f"--out {self.path}: is a file, not a folder")
+        output_folder(self.path, "--out")  # a file, or below one, or a folder that cannot be made or written
         try:
             self.path.mkdir(parents=True)
             self._made = True
