@@ -109,7 +109,7 @@ def check_data(recipe, data, spec, source: str = "") -> None:
 
 def check_networks(recipe, networks, world_size: int = 1, source: str = "", spec=None, image_shape=None) -> None:
     """Refuse what the networks cannot run; a shape they get wrong names the network and its plugin."""
-    from .errors import PluginError, ToolkitError
+    from .errors import PluginError, ToolkitError, exception_line
     from .plugins import registry
 
     def origin() -> str:
@@ -127,9 +127,7 @@ def check_networks(recipe, networks, world_size: int = 1, source: str = "", spec
     except ToolkitError:
         raise
     except Exception as exc:
-        lines = str(exc).strip().splitlines()
-        raise PluginError(f"{origin()} failed a forward pass of 2 images: {type(exc).__name__}: "
-                          f"{lines[0] if lines else ''}") from exc
+        raise PluginError(f"{origin()} failed a forward pass of 2 images: {exception_line(exc)}") from exc
     if wrong:
         raise PluginError(f"{origin()}: {wrong[0]}")
 

@@ -46,3 +46,10 @@ def did_you_mean(name: str, valid) -> str:
     close = difflib.get_close_matches(name, valid, n=1)
     listed = ", ".join(valid)
     return f"did you mean '{close[0]}'? available: {listed}" if close else f"available: {listed}"
+
+
+def exception_line(exc: BaseException) -> str:
+    """``TypeName: first line of the message`` (``(no message)`` when it has none): how an
+    exception from inside a plugin is told in one line."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else '(no message)'}"

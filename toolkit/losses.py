@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .errors import PluginError, ToolkitError
+from .errors import PluginError, ToolkitError, exception_line
 from .plugins import registry
 
 PARTS = {"ge": "G and E", "d": "D"}
@@ -169,7 +169,7 @@ def run_term(name: str, term, out: StepOutputs) -> dict[str, torch.Tensor]:
     except ToolkitError as exc:
         raise PluginError(f"{loss_origin(name)}: {exc}") from exc
     except Exception as exc:
-        raise PluginError(f"{loss_origin(name)} raised {type(exc).__name__}: {_first_line(exc)}") from exc
+        raise PluginError(f"{loss_origin(name)} raised {exception_line(exc)}") from exc
     skipped = has_extra_passes(term) and not out.extra.get(name)  # a lazy term's off step: a constant is fine
     problem = loss_problem(parts, skipped=skipped)
     if problem:
@@ -180,11 +180,6 @@ def run_term(name: str, term, out: StepOutputs) -> dict[str, torch.Tensor]:
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else "(no message)"
 
 
 def describe_bad_loss(name: str, value: float, step: int, terms) -> str:

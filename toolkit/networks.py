@@ -91,7 +91,7 @@ def build_networks(name: str, spec, image_shape, options=None) -> Networks:
 
 def network_failure(name: str, exc: BaseException, batch: int):
     """The one-line error for an exception inside network ``name``'s forward passes."""
-    from .errors import PluginError, ToolkitError
+    from .errors import PluginError, ToolkitError, exception_line
 
     if isinstance(exc, torch.OutOfMemoryError):
         return ToolkitError(f"out of memory in the training step with {batch} images per step: "
@@ -102,5 +102,4 @@ def network_failure(name: str, exc: BaseException, batch: int):
         origin = registry("network").get(name).origin() if name else "the networks"
     except ToolkitError:
         origin = f"network '{name}'"
-    lines = str(exc).strip().splitlines()
-    return PluginError(f"{origin} failed in the training step: {type(exc).__name__}: {lines[0] if lines else ''}")
+    return PluginError(f"{origin} failed in the training step: {exception_line(exc)}")

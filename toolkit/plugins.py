@@ -240,7 +240,7 @@ def _guarded(callback, origin: str):
     """A plugin command whose unexpected exceptions are one line naming it (traceback with --debug)."""
     import functools
 
-    from .errors import PluginError, ToolkitError
+    from .errors import PluginError, ToolkitError, exception_line
 
     @functools.wraps(callback)
     def run(*args, **kwargs):
@@ -251,8 +251,7 @@ def _guarded(callback, origin: str):
         except Exception as exc:
             if type(exc).__module__.split(".")[0] in ("typer", "click"):  # Exit, Abort, usage errors
                 raise
-            lines = str(exc).strip().splitlines()
-            raise PluginError(f"{origin} failed: {type(exc).__name__}: {lines[0] if lines else ''}") from exc
+            raise PluginError(f"{origin} failed: {exception_line(exc)}") from exc
 
     return run
 

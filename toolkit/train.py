@@ -23,7 +23,7 @@ from .augment import augment
 from .data import LabeledSampler, load_dataset, select_labels
 from .distributed import World, pick_device
 from .ema import WeightAverage
-from .errors import PluginError, ToolkitError
+from .errors import PluginError, ToolkitError, exception_line
 from .evaluate import evaluate
 from .files import atomic_write
 from .images import save_grid
@@ -114,9 +114,7 @@ class ForwardPasses(torch.nn.Module):
         except Exception as exc:
             if isinstance(exc, torch.OutOfMemoryError):
                 raise  # the step's batch is too large: said once, in forward
-            lines = str(exc).strip().splitlines()
-            raise PluginError(f"{loss_origin(name)} failed in its extra passes: {type(exc).__name__}: "
-                              f"{lines[0] if lines else ''}") from exc
+            raise PluginError(f"{loss_origin(name)} failed in its extra passes: {exception_line(exc)}") from exc
 
 
 def _as_is(what: str, value: torch.Tensor, shape: tuple) -> torch.Tensor:
@@ -281,12 +279,15 @@ class Trainer:
         images = self.inference_networks().generator(self.fixed_z)
         return save_grid(images, self.folder.sample(self.step), nrow=10)
 
+    def _checkpoint_meta(self) -> dict:
+        return ckpt.checkpoint_meta(self.recipe, self.spec, self.image_shape, self.step, plugin_versions())
+
     def save(self) -> Path:
         """Write the checkpoint of this step, prune old ones, then the resume file (rank 0 only)."""
         path = self.folder.checkpoint(self.step)
         if not self.world.is_main:
             return path
-        meta = ckpt.checkpoint_meta(self.recipe, self.spec, self.image_shape, self.step, plugin_versions())
+        meta = self._checkpoint_meta()
         ckpt.save_checkpoint(path, self.inference_networks(), meta)
         for old in self.folder.checkpoint_files()[: -self.recipe.train.keep_checkpoints]:
             old.unlink(missing_ok=True)
@@ -472,7 +473,7 @@ class Trainer:
         best = json.loads(path.read_text()) if path.is_file() else None
         if best is not None and best["step"] != self.step and best["generator_error"] < record["generator_error"]:
             return best
-        meta = ckpt.checkpoint_meta(self.recipe, self.spec, self.image_shape, self.step, plugin_versions())
+        meta = self._checkpoint_meta()
         ckpt.save_checkpoint(self.folder.best, self.inference_networks(), meta)
         best = {k: record[k] for k in ("step", "generator_error", "translation_accuracy", "encoder_accuracy")}
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(best, indent=2)))
