@@ -149,7 +149,7 @@ def test_evaluation_during_training_goes_to_the_metrics_log(tmp_path):
     recipe.evaluate.classifier = str(judge)
     recipe.evaluate.every = 2
     recipe.evaluate.samples_per_class = 3
-    Trainer(recipe, tmp_path / "run", "cpu").run()
+    result = Trainer(recipe, tmp_path / "run", "cpu").run()
     records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     evaluations = [r for r in records if "generator_error" in r]
     assert [r["step"] for r in evaluations] == [2, 4]
@@ -161,6 +161,16 @@ def test_evaluation_during_training_goes_to_the_metrics_log(tmp_path):
     best = json.loads((tmp_path / "run" / "best.json").read_text())
     assert best["step"] == best_step and best["generator_error"] == min(errors)
     assert evaluations[-1]["best"] == best
+    # what `toolkit train` prints at the end: the final checkpoint's figures, and the best one when it differs
+    from toolkit.cli.train import evaluation_lines
+
+    assert result["evaluation"]["generator_error"] == evaluations[-1]["generator_error"]
+    lines = evaluation_lines(result["evaluation"], tmp_path / "run" / "best.safetensors")
+    assert lines[0].startswith("encoder accuracy on held-out images: item ")
+    assert lines[1].startswith(f"generator error {evaluations[-1]['generator_error']:.2%}, translation accuracy ")
+    assert len(lines) == (3 if best_step != 4 else 2)
+    lines = evaluation_lines({**result["evaluation"], "best": {"step": 2, "generator_error": 0.125}}, "B")
+    assert lines[-1] == "best checkpoint: step 2, generator error 12.50%: B"
     from toolkit.model import load_model
 
     assert load_model(tmp_path / "run" / "best.safetensors").step == best_step

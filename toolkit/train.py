@@ -171,6 +171,7 @@ class Trainer:
         self._sums: dict[str, torch.Tensor] = {}
         self._first_bad: dict[str, torch.Tensor] = {}
         self._count = 0
+        self._last_record: dict = {}
 
     # -- one step ------------------------------------------------------------------------
     def train_step(self, step: int) -> None:
@@ -399,14 +400,15 @@ class Trainer:
                 if progress is not None:
                     progress(self.step, last)
             interrupted = stop["signal"] is not None  # stop promptly: no final evaluation
-            accuracy = {} if interrupted else self._evaluate()
+            record = {} if interrupted else self._evaluate()
             if main:
                 self.save_samples()
             path = self.save()  # a second Ctrl-C or SIGTERM does not stop the save
         finally:
             _restore_signals(previous)
         result = {"step": self.step, "checkpoint": str(path), "interrupted": interrupted, "signal": stop["signal"],
-                  "encoder_accuracy": accuracy, "seconds": round(time.time() - started, 1)}
+                  "encoder_accuracy": record.get("encoder_accuracy", {}), "evaluation": record,
+                  "seconds": round(time.time() - started, 1)}
         if self.tb is not None:
             self.tb.close()
         return result
@@ -421,9 +423,11 @@ class Trainer:
         raise TrainingStopped(f"{describe_bad_loss(name, last[name], step, self.losses)}; stopped; {fallback}")
 
     def _evaluate(self) -> dict:
-        """Encoder accuracy per supervised variable on held-out images ({} without a test split)."""
+        """The evaluation's record as logged to metrics.jsonl: encoder accuracy per supervised
+        variable, and with the recipe's judge generator error, translation accuracy and the best
+        checkpoint's record ({} without a test split)."""
         report = self.full_evaluation()
-        return report["encoder_accuracy"] if report else {}
+        return self._last_record if report else {}
 
     def full_evaluation(self) -> dict | None:
         """``toolkit evaluate`` on the networks as they are now, logged to metrics and TensorBoard.
@@ -464,6 +468,7 @@ class Trainer:
             record["best"] = self._keep_if_best(record)
         self.log(record)
         self._scalars(scalars)
+        self._last_record = record
         return report
 
     def _keep_if_best(self, record: dict) -> dict:

@@ -13,6 +13,22 @@ from .base import app
 from .recipe import SET_HELP
 
 
+def evaluation_lines(record: dict, best_path) -> list[str]:
+    """What the run's last evaluation says, for the console: the final checkpoint's figures and,
+    when a judge measured them, the best checkpoint's step and generator error."""
+    lines = []
+    if record.get("encoder_accuracy"):
+        acc = ", ".join(f"{k} {v:.2%}" for k, v in record["encoder_accuracy"].items())
+        lines.append(f"encoder accuracy on held-out images: {acc}")
+    if "generator_error" in record:
+        lines.append(f"generator error {record['generator_error']:.2%}, translation accuracy "
+                     f"{record['translation_accuracy']:.2%} (final checkpoint, the recipe's judge)")
+        best = record.get("best") or {}
+        if best and best.get("step") != record["step"]:
+            lines.append(f"best checkpoint: step {best['step']}, generator error {best['generator_error']:.2%}: {best_path}")
+    return lines
+
+
 @app.command("train")
 def train(
     recipe: Optional[Path] = typer.Argument(None, help="Recipe YAML (not needed with --resume)."),
@@ -190,9 +206,8 @@ def train_run(recipe, run_dir: Path, *, device: str = "auto", resume: bool = Fal
         result = trainer.run(progress=update)
     status = "interrupted, saved" if result["interrupted"] else "done"
     console.print(f"{status}: step {result['step']} in {result['seconds']} s; checkpoint {result['checkpoint']}")
-    if result["encoder_accuracy"]:
-        acc = ", ".join(f"{k} {v:.2%}" for k, v in result["encoder_accuracy"].items())
-        console.print(f"encoder accuracy on held-out images: {acc}")
+    for line in evaluation_lines(result.get("evaluation") or {}, trainer.folder.best):
+        console.print(line)
     if result["interrupted"]:
         console.print(f"continue with: toolkit train --resume {run_dir}")
         raise typer.Exit(128 + int(result["signal"]))  # the convention: 130 for Ctrl-C, 143 for SIGTERM

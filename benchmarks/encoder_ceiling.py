@@ -1,0 +1,113 @@
+"""What can the recipe's encoder reach on its own? An upper reference for the GAN's encoder accuracy.
+
+    python benchmarks/encoder_ceiling.py recipes/quickstart.yaml --seeds 0,1,2 --steps 1200 \
+        --labels 500 --labeled-per-step 13 [--augment-labeled] [--consistency 10 --threshold 0.9]
+
+Trains only E (the recipe's network family, width and options; its first supervised categorical
+variable's head) with the recipe's optimiser settings (``optim.lr_ge``, ``optim.betas``,
+``optim.batch_size``) on the recipe's training split, and reports its accuracy on the held-out
+split every ``--every`` steps (BatchNorm statistics of the 1,000-odd held-out images, as the
+trainer's re-estimated statistics). Each step draws ``--labeled-per-step`` labeled images (with
+replacement) for the supervised cross-entropy and fills the batch with unlabeled images;
+``--consistency W`` adds FixMatch on the whole batch as ``losses.consistency`` does (weak view:
+translation; strong view: translation, cutout, brightness, contrast; ``--threshold``), and
+``--augment-labeled`` shows the labeled images translated and flipped (FixMatch's weak view).
+``--labels all`` gives the fully supervised reference.
+
+Nothing of the GAN runs here (no G, no D, no information loss), so the figures separate what E
+can learn from the labels and the unlabeled images from what the GAN adds or takes away.
+Prints one line per seed and the mean +- std at each evaluated step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+
+from toolkit.augment import augment
+from toolkit.data import load_dataset, select_labels
+from toolkit.latent import build_spec
+from toolkit.networks import build_networks
+from toolkit.recipe import load_recipe
+
+WEAK = ["translation"]
+WEAK_LABELED = ["translation", "flip"]
+STRONG = ["translation", "cutout", "brightness", "contrast"]
+
+
+def train_encoder(recipe, seed: int, steps: int, labels, labeled_per_step: int, augment_labeled: bool,
+                  consistency: float, threshold: float, every: int) -> dict[int, float]:
+    torch.manual_seed(seed)
+    train, test = load_dataset(recipe, "train"), load_dataset(recipe, "test")
+    spec = build_spec(recipe, train)
+    variable = spec.supervised[0]
+    head = spec.slices[variable.name]
+    encoder = build_networks(recipe.model.network, spec, train.shape, recipe.model.options).encoder
+    count = "all" if labels == "all" else int(labels)
+    y = select_labels(train, {variable.label: variable.size}, count, seed)[variable.label]
+    labeled = (y >= 0).nonzero().flatten()
+    images = train.images.float() / 255
+    test_x, test_y = test.images.float() / 255, test.attribute(variable.label)
+    opt = torch.optim.Adam(encoder.parameters(), recipe.optim.lr_ge, betas=tuple(recipe.optim.betas))
+    g = torch.Generator().manual_seed(seed)
+    unlabeled_per_step = max(recipe.optim.batch_size - labeled_per_step, 0)
+    history = {}
+    for step in range(1, steps + 1):
+        li = labeled[torch.randint(len(labeled), (labeled_per_step,), generator=g)]
+        ui = torch.randint(len(train), (unlabeled_per_step,), generator=g)
+        x_lab = images[li]
+        if augment_labeled:
+            x_lab = augment(x_lab, WEAK_LABELED)
+        loss = F.cross_entropy(encoder(x_lab)[:, head], y[li])
+        if consistency > 0:
+            batch = torch.cat([images[li], images[ui]])
+            with torch.no_grad():
+                confidence, pseudo = encoder(augment(batch, WEAK))[:, head].softmax(1).max(1)
+            ce = F.cross_entropy(encoder(augment(batch, STRONG))[:, head], pseudo, reduction="none")
+            loss = loss + consistency * (ce * (confidence >= threshold).float()).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % every == 0 or step == steps:
+            with torch.no_grad():  # batch statistics of the held-out images
+                pred = encoder(test_x)[:, head].argmax(1)
+            known = test_y >= 0
+            history[step] = float((pred[known] == test_y[known]).float().mean())
+    return history
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("recipe")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--steps", type=int, default=1200)
+    p.add_argument("--every", type=int, default=300)
+    p.add_argument("--labels", default=None, help="labeled images (default: the recipe's data.labels; 'all')")
+    p.add_argument("--labeled-per-step", type=int, default=13, help="labeled images in each step's batch")
+    p.add_argument("--augment-labeled", action="store_true")
+    p.add_argument("--consistency", type=float, default=0.0, help="weight of FixMatch (0: off)")
+    p.add_argument("--threshold", type=float, default=0.9)
+    a = p.parse_args()
+    recipe = load_recipe(a.recipe)
+    labels = a.labels if a.labels is not None else recipe.data.labels
+    runs = {}
+    for seed in (int(s) for s in a.seeds.split(",")):
+        start = time.perf_counter()
+        runs[seed] = train_encoder(recipe, seed, a.steps, labels, a.labeled_per_step, a.augment_labeled,
+                                   a.consistency, a.threshold, a.every)
+        curve = " ".join(f"{k}:{100 * v:.1f}" for k, v in runs[seed].items())
+        print(f"seed {seed}: {curve}  ({time.perf_counter() - start:.0f} s)", flush=True)
+    print(f"labels {labels}, {a.labeled_per_step} labeled per step, augment labeled {a.augment_labeled}, "
+          f"consistency {a.consistency} (threshold {a.threshold}); held-out accuracy, mean +- std over {len(runs)} seeds:")
+    for step in next(iter(runs.values())):
+        values = [100 * r[step] for r in runs.values()]
+        std = statistics.stdev(values) if len(values) > 1 else 0.0
+        print(f"  step {step}: {statistics.mean(values):.1f} +- {std:.1f}%")
+
+
+if __name__ == "__main__":
+    main()
