@@ -1,7 +1,7 @@
 """What can the recipe's encoder reach on its own? An upper reference for the GAN's encoder accuracy.
 
     python benchmarks/encoder_ceiling.py recipes/quickstart.yaml --seeds 0,1,2 --steps 1200 \
-        --labels 500 --labeled-per-step 13 [--augment-labeled] [--consistency 10 --threshold 0.9]
+        --labels 500 --labeled-per-step 13 [--augment-labeled] [--consistency 10 --threshold 0.9] [--set KEY=VALUE]
 
 Trains only E (the recipe's network family, width and options; its first supervised categorical
 variable's head) with the recipe's optimiser settings (``optim.lr_ge``, ``optim.betas``,
@@ -91,8 +91,9 @@ def main() -> None:
     p.add_argument("--augment-labeled", action="store_true")
     p.add_argument("--consistency", type=float, default=0.0, help="weight of FixMatch (0: off)")
     p.add_argument("--threshold", type=float, default=0.9)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field (e.g. model.options.width=1)")
     a = p.parse_args()
-    recipe = load_recipe(a.recipe)
+    recipe = load_recipe(a.recipe, a.set)
     labels = a.labels if a.labels is not None else recipe.data.labels
     runs = {}
     for seed in (int(s) for s in a.seeds.split(",")):
