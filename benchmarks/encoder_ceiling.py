@@ -80,7 +80,7 @@ def train_encoder(recipe, seed: int, steps: int, labels, labeled_per_step: int, 
     return history
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("recipe")
     p.add_argument("--seeds", default="0,1,2")
@@ -92,7 +92,7 @@ def main() -> None:
     p.add_argument("--consistency", type=float, default=0.0, help="weight of FixMatch (0: off)")
     p.add_argument("--threshold", type=float, default=0.9)
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field (e.g. model.options.width=1)")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     recipe = load_recipe(a.recipe, a.set)
     labels = a.labels if a.labels is not None else recipe.data.labels
     runs = {}
@@ -108,7 +108,8 @@ def main() -> None:
         values = [100 * r[step] for r in runs.values()]
         std = statistics.stdev(values) if len(values) > 1 else 0.0
         print(f"  step {step}: {statistics.mean(values):.1f} +- {std:.1f}%")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

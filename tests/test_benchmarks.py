@@ -118,6 +118,26 @@ def test_method_cost_times_each_option_against_the_recipe(tmp_path, capsys):
     assert all(float(row.split(" | ")[1]) > 0 for row in table)
 
 
+def test_encoder_ceiling_trains_the_encoder_alone_over_seeds(tmp_path, capsys):
+    from tiny import tiny_yaml
+
+    bench = load_benchmark(BENCH.parent / "encoder_ceiling.py")
+    recipe = tiny_yaml(tmp_path / "tiny.yaml")
+    assert bench.main([str(recipe), "--seeds", "0,1", "--steps", "4", "--every", "2", "--labels", "20",
+                       "--augment-labeled", "--consistency", "1", "--threshold", "0"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    curves = [line for line in out if line.startswith("seed ")]
+    assert [line.split(":")[0] for line in curves] == ["seed 0", "seed 1"]
+    accuracies = [float(part.split(":")[1]) for line in curves for part in line.split("(")[0].split()[2:]]
+    assert len(accuracies) == 4 and all(0 <= a <= 100 for a in accuracies)
+    assert out[-2].startswith("  step 2: ") and out[-1].startswith("  step 4: ") and out[-1].endswith("%")
+    # the fully supervised reference: every training image labeled
+    from toolkit.recipe import load_recipe
+
+    history = bench.train_encoder(load_recipe(recipe), 0, 2, "all", 8, False, 0.0, 0.9, every=1)
+    assert list(history) == [1, 2] and all(0 <= v <= 1 for v in history.values())
+
+
 def test_judge_check_reports_clean_blurred_and_no_class_images(tmp_path, capsys):
     from toolkit.classifier import save_classifier, train_classifier
 
