@@ -87,8 +87,17 @@ def interrupt_at(trainer, step, signum=signal.SIGINT, where="opt_d"):
     optimizer.step = step_then_signal
 
 
+@pytest.fixture
+def ctrl_c_reaches_python():
+    """Python's own SIGINT handler for the test: a shell may start background jobs (a CI run
+    with ``&``) with SIGINT ignored, and the trainer rightly leaves an ignored signal ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_a_signal_in_the_middle_of_a_step_finishes_it_and_resume_is_exact(tmp_path, signum):
+def test_a_signal_in_the_middle_of_a_step_finishes_it_and_resume_is_exact(tmp_path, signum, ctrl_c_reaches_python):
     recipe = dict(steps=6, checkpoint_every=100, log_every=2)
     straight = Trainer(tiny_recipe(**recipe), tmp_path / "a", "cpu")
     straight.run()
@@ -108,7 +117,7 @@ def test_a_signal_in_the_middle_of_a_step_finishes_it_and_resume_is_exact(tmp_pa
     assert [r["step"] for r in rows(tmp_path / "a") if "losses" in r] == [2, 4, 6]
 
 
-def test_a_second_ctrl_c_during_the_save_does_not_lose_the_checkpoint_or_the_resume_file(tmp_path, monkeypatch):
+def test_a_second_ctrl_c_during_the_save_does_not_lose_the_checkpoint_or_the_resume_file(tmp_path, monkeypatch, ctrl_c_reaches_python):
     import toolkit.checkpoint
 
     trainer = Trainer(tiny_recipe(steps=100, checkpoint_every=100, sample_every=100), tmp_path, "cpu")
