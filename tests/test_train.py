@@ -40,14 +40,7 @@ def test_resume_gives_the_same_weights_as_training_straight_through(tmp_path):
     second.load_resume()
     assert second.step == 3
     second.run()
-
-    a, b = weights(straight), weights(second)
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), f"{key} differs after resume"
-    for name in ("opt_ge", "opt_d"):
-        sa, sb = getattr(straight, name).state_dict()["state"], getattr(second, name).state_dict()["state"]
-        assert all(torch.equal(sa[i]["exp_avg"], sb[i]["exp_avg"]) for i in sa)
+    assert_same_state(straight, second)
 
 
 # -- interrupted runs continue exactly --------------------------------------------------------
