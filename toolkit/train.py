@@ -171,7 +171,6 @@ class Trainer:
         self._sums: dict[str, torch.Tensor] = {}
         self._first_bad: dict[str, torch.Tensor] = {}
         self._count = 0
-        self._last_record: dict = {}
 
     # -- one step ------------------------------------------------------------------------
     def train_step(self, step: int) -> None:
@@ -393,14 +392,14 @@ class Trainer:
                     self.save_samples()
                 # evaluation before the save: a run killed in between resumes before both and redoes both
                 if self.step % cfg.checkpoint_every == 0 and self.step != cfg.steps:
-                    self._evaluate()
+                    self.full_evaluation()
                     self.save()
                 elif self.recipe.evaluate.every and self.step % self.recipe.evaluate.every == 0 and self.step != cfg.steps:
-                    self._evaluate()
+                    self.full_evaluation()
                 if progress is not None:
                     progress(self.step, last)
             interrupted = stop["signal"] is not None  # stop promptly: no final evaluation
-            record = {} if interrupted else self._evaluate()
+            record = {} if interrupted else self.full_evaluation()
             if main:
                 self.save_samples()
             path = self.save()  # a second Ctrl-C or SIGTERM does not stop the save
@@ -422,17 +421,13 @@ class Trainer:
                     "no checkpoint was written before it (lower the learning rates or check the loss terms and data)")
         raise TrainingStopped(f"{describe_bad_loss(name, last[name], step, self.losses)}; stopped; {fallback}")
 
-    def _evaluate(self) -> dict:
-        """The evaluation's record as logged to metrics.jsonl: encoder accuracy per supervised
-        variable, and with the recipe's judge generator error, translation accuracy and the best
-        checkpoint's record ({} without a test split)."""
-        report = self.full_evaluation()
-        return self._last_record if report else {}
-
-    def full_evaluation(self) -> dict | None:
+    def full_evaluation(self) -> dict:
         """``toolkit evaluate`` on the networks as they are now, logged to metrics and TensorBoard.
 
-        Generator error is measured when the recipe's classifier exists; None without a test split.
+        Returns the record written to metrics.jsonl: encoder accuracy per supervised variable and
+        reconstruction MSE, and when the recipe's classifier exists generator error (overall and
+        per class), translation accuracy and the best checkpoint's record; {} without a test split
+        (and on ranks other than the first).
         The evaluation draws no random numbers that training would see (the global generators are
         saved and put back), so a run's weights do not depend on how often it is evaluated.
         """
@@ -440,17 +435,17 @@ class Trainer:
         with torch.random.fork_rng(devices=devices):
             return self._full_evaluation()
 
-    def _full_evaluation(self) -> dict | None:
+    def _full_evaluation(self) -> dict:
         cfg = self.recipe.evaluate
         if not self.world.is_main:
-            return None
+            return {}
         if self.test is None:
             try:
                 self.test = load_dataset(self.recipe, "test")
             except (ToolkitError, ValueError):
                 self.test = False
         if not self.test:
-            return None
+            return {}
         judge = cfg.classifier_path()
         judge = judge if judge is not None and judge.is_file() else None
         model = Model(self.spec, self.inference_networks(), self.recipe, self.image_shape, self.step)
@@ -468,8 +463,7 @@ class Trainer:
             record["best"] = self._keep_if_best(record)
         self.log(record)
         self._scalars(scalars)
-        self._last_record = record
-        return report
+        return record
 
     def _keep_if_best(self, record: dict) -> dict:
         """Write ``best.safetensors`` when this evaluation has the lowest generator error so far
