@@ -9,8 +9,8 @@ variable's head) with the recipe's optimiser settings (``optim.lr_ge``, ``optim.
 split every ``--every`` steps (BatchNorm statistics of the 1,000-odd held-out images, as the
 trainer's re-estimated statistics). Each step draws ``--labeled-per-step`` labeled images (with
 replacement) for the supervised cross-entropy and fills the batch with unlabeled images;
-``--consistency W`` adds FixMatch on the whole batch as ``losses.consistency`` does (weak view:
-translation; strong view: translation, cutout, brightness, contrast; ``--threshold``), and
+``--consistency W`` adds the ``losses.consistency`` term itself (FixMatch, its default views,
+``--threshold``) on the whole batch with weight W, and
 ``--augment-labeled`` shows the labeled images translated and flipped (FixMatch's weak view).
 ``--labels all`` gives the fully supervised reference.
 
@@ -22,8 +22,10 @@ Prints one line per seed and the mean +- std at each evaluated step.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -31,12 +33,20 @@ import torch.nn.functional as F
 from toolkit.augment import augment
 from toolkit.data import load_dataset, select_labels
 from toolkit.latent import build_spec
+from toolkit.losses import StepOutputs, build_losses
 from toolkit.networks import build_networks
-from toolkit.recipe import load_recipe
+from toolkit.recipe import LossConfig, load_recipe
 
-WEAK = ["translation"]
-WEAK_LABELED = ["translation", "flip"]
-STRONG = ["translation", "cutout", "brightness", "contrast"]
+WEAK_LABELED = ["translation", "flip"]  # FixMatch's weak view of labeled images
+
+
+def consistency_loss(term, encoder, images: torch.Tensor, step: int) -> torch.Tensor:
+    """The ``losses.consistency`` term on ``images`` with E alone: its own passes, then its loss
+    (the term reads only its extra passes; the GAN's outputs are left empty)."""
+    views = term.extra_passes(SimpleNamespace(encoder=encoder), {"x_real": images}, step)
+    empty = {f.name: None for f in dataclasses.fields(StepOutputs) if f.default is dataclasses.MISSING
+             and f.default_factory is dataclasses.MISSING}
+    return term(StepOutputs(**empty, extra={term.name: views}))["ge"]
 
 
 def train_encoder(recipe, seed: int, steps: int, labels, labeled_per_step: int, augment_labeled: bool,
@@ -55,6 +65,7 @@ def train_encoder(recipe, seed: int, steps: int, labels, labeled_per_step: int, 
     opt = torch.optim.Adam(encoder.parameters(), recipe.optim.lr_ge, betas=tuple(recipe.optim.betas))
     g = torch.Generator().manual_seed(seed)
     unlabeled_per_step = max(recipe.optim.batch_size - labeled_per_step, 0)
+    term = build_losses({"consistency": LossConfig(options={"threshold": threshold})}, spec)["consistency"]
     history = {}
     for step in range(1, steps + 1):
         li = labeled[torch.randint(len(labeled), (labeled_per_step,), generator=g)]
@@ -64,11 +75,7 @@ def train_encoder(recipe, seed: int, steps: int, labels, labeled_per_step: int, 
             x_lab = augment(x_lab, WEAK_LABELED)
         loss = F.cross_entropy(encoder(x_lab)[:, head], y[li])
         if consistency > 0:
-            batch = torch.cat([images[li], images[ui]])
-            with torch.no_grad():
-                confidence, pseudo = encoder(augment(batch, WEAK))[:, head].softmax(1).max(1)
-            ce = F.cross_entropy(encoder(augment(batch, STRONG))[:, head], pseudo, reduction="none")
-            loss = loss + consistency * (ce * (confidence >= threshold).float()).mean()
+            loss = loss + consistency * consistency_loss(term, encoder, torch.cat([images[li], images[ui]]), step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
