@@ -10,6 +10,9 @@ import torch
 
 from toolkit.checkpoint import write_safetensors
 from toolkit.classifier import (
+    balanced_accuracy,
+    balanced_order,
+    class_accuracy,
     classifier_hash,
     data_hash,
     load_classifier,
@@ -58,9 +61,29 @@ def test_tiny_classifier_learns(trained):
     assert meta["dataset"] == "fashion-mnist-mini" and meta["dataset_options"] == {} and meta["attribute"] == "item"
     assert meta["classes"][:2] == ["t-shirt", "trouser"] and len(meta["classes"]) == 10
     assert meta["image_shape"] == [1, 28, 28] and meta["test_images"] == 1000
+    assert meta["balance"] is True and list(meta["class_accuracy"]) == meta["classes"]
+    recalls = list(meta["class_accuracy"].values())
+    assert meta["balanced_accuracy"] == pytest.approx(sum(recalls) / 10)
     assert meta["network"] == "cnn28" and meta["network_options"] == {"width": 0.25, "dropout": 0.3}
     assert meta["epochs"] == 2 and meta["seed"] == 0 and meta["training"]["train_images"] == 600
     assert re.fullmatch(r"[0-9a-f]{64}", meta["data_hash"]) and "torch" in meta["versions"]
+
+
+def test_balanced_order_draws_a_rare_class_as_often_as_a_common_one():
+    labels = torch.tensor([0] * 960 + [1] * 40)  # 4% positive, like pale skin on CelebA
+    drawn = labels[balanced_order(labels, 20000, torch.Generator().manual_seed(0))]
+    assert abs(drawn.float().mean().item() - 0.5) < 0.02
+    assert set(balanced_order(labels, 50, torch.Generator().manual_seed(1)).tolist()) <= set(range(1000))
+
+
+def test_balanced_accuracy_exposes_a_judge_that_always_answers_the_common_class():
+    labels = torch.tensor([0] * 96 + [1] * 4)
+    always_no = torch.zeros(100, dtype=torch.long)
+    per_class = class_accuracy(always_no, labels, ["no", "yes"])
+    assert per_class == {"no": 1.0, "yes": 0.0}
+    assert balanced_accuracy(per_class) == 0.5  # its plain accuracy is 96%
+    assert class_accuracy(always_no, labels, ["no", "yes", "never"])["never"] is None
+    assert balanced_accuracy({"no": 1.0, "yes": 0.5, "never": None}) == 0.75
 
 
 def test_round_trip(trained):
@@ -148,13 +171,16 @@ def test_cli_train_and_show(tmp_path):
     done = toolkit("classifier", "train", "fashion-mnist-mini", "--attribute", "item", *CLI_TINY, "-o", "c.safetensors",
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    match = re.search(r"test accuracy (\d+\.\d\d)% on 1000 images; saved c\.safetensors", done.stdout)
+    match = re.search(r"test accuracy (\d+\.\d\d)% on 1000 images \(balanced (\d+\.\d\d)%; per class "
+                      r"t-shirt \d+\.\d%, trouser .*\); saved c\.safetensors", done.stdout)
     assert match, done.stdout
     meta = read_classifier_meta(tmp_path / "c.safetensors")
     assert meta["training"]["train_images"] == 300 and meta["network_options"]["width"] == 0.25
     shown = toolkit("classifier", "show", "c.safetensors", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert f"test accuracy: {match.group(1)}% on 1000 images" in shown.stdout
+    assert f"per class:     balanced {match.group(2)}%; t-shirt " in shown.stdout
+    assert "(class-balanced sampling)" in shown.stdout
     assert meta["data_hash"] in shown.stdout and "fashion-mnist-mini" in shown.stdout
     assert classifier_hash(tmp_path / "c.safetensors") in shown.stdout
 
@@ -211,3 +237,20 @@ def test_without_reject_the_classifier_has_one_output_per_class(trained):
     module, meta, _ = trained
     assert meta["reject"] is False and not hasattr(module, "reject_index")
     assert module(torch.rand(2, 1, 28, 28)).shape == (2, 10)
+
+
+def test_no_balance_trains_on_plain_permutations_and_says_so(tmp_path):
+    module, meta = train_classifier("fashion-mnist-mini", {}, "item", **{**TINY, "limit": 64, "epochs": 1, "balance": False})
+    assert meta["balance"] is False and len(meta["class_accuracy"]) == 10
+    path = save_classifier(tmp_path / "plain.safetensors", module, meta)
+    shown = toolkit("classifier", "show", path, cwd=tmp_path)
+    assert shown.returncode == 0 and "(plain sampling)" in shown.stdout
+
+
+def test_show_says_when_a_file_predates_per_class_accuracy(trained, tmp_path):
+    module, meta, _ = trained
+    old = {k: v for k, v in meta.items() if k not in ("class_accuracy", "balanced_accuracy", "balance")}
+    path = save_classifier(tmp_path / "old.safetensors", module, old)
+    shown = toolkit("classifier", "show", path, cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "per class:     not recorded" in shown.stdout

@@ -111,6 +111,18 @@ def test_encoder_metrics_on_a_test_set(checkpoint):
     expected = float((predicted[5:] == labels[5:]).float().mean())
     assert report["encoder_accuracy"]["item"] == pytest.approx(expected)
     assert 0 < report["reconstruction_mse"] < 1
+    recalls = [float((predicted[5:][labels[5:] == k] == k).float().mean()) for k in range(10) if (labels[5:] == k).any()]
+    assert report["encoder_balanced_accuracy"]["item"] == pytest.approx(sum(recalls) / len(recalls))
+
+
+def test_a_judge_blind_to_a_class_is_named_in_a_warning():
+    from toolkit.evaluate import judge_warnings
+
+    blind = {"attribute": "pale", "class_accuracy": {"no": 0.99, "yes": 0.12}}
+    lines = judge_warnings(blind, "pale.safetensors")
+    assert len(lines) == 1 and "recognises only 12% of real 'yes' images of 'pale'" in lines[0]
+    assert judge_warnings({"attribute": "pale", "class_accuracy": {"no": 0.95, "yes": 0.81}}, "p") == []
+    assert judge_warnings({"attribute": "pale"}, "old.safetensors") == []  # from before per-class accuracy
 
 
 def test_figures_have_the_paper_layout(checkpoint, tmp_path):

@@ -451,6 +451,7 @@ class Trainer:
         model = Model(self.spec, self.inference_networks(), self.recipe, self.image_shape, self.step)
         report = evaluate(model, judge, cfg.samples_per_class, cfg.seed, test=self.test)
         record = {"step": self.step, "encoder_accuracy": report["encoder_accuracy"],
+                  "encoder_balanced_accuracy": report["encoder_balanced_accuracy"],
                   "reconstruction_mse": report["reconstruction_mse"]}
         scalars = {f"encoder_accuracy/{k}": v for k, v in report["encoder_accuracy"].items()}
         scalars["reconstruction_mse"] = report["reconstruction_mse"]

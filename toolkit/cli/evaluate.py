@@ -43,6 +43,12 @@ def evaluate(
         typer.echo("no classifier given (--classifier or the recipe's evaluate.classifier): generator error skipped", err=True)
     report = run(model, judge, n or cfg.samples_per_class, cfg.seed if seed is None else seed,
                  strength=strength, keep_details=keep_details)
+    if judge is not None:
+        from ..classifier import read_classifier_meta
+        from ..evaluate import judge_warnings
+
+        for line in judge_warnings(read_classifier_meta(judge), judge):
+            typer.echo(line, err=True)
     with writing(output):
         path = write_report(report, output)
     table = Table(title=f"{model.path} (step {model.step})")
@@ -60,8 +66,11 @@ def evaluate(
             table.add_row(f"  {ta['variable']} -> {name}", f"{value:.2%}")
         how = f"strength {ta['strength']:g}" + (", keep details" if ta["keep_details"] else "")
         table.add_row(f"  mean |translation - input| ({how})", f"{ta['mean_abs_change']:.4f}")
+    balanced = report.get("encoder_balanced_accuracy", {})
     for name, value in report["encoder_accuracy"].items():
         table.add_row(f"encoder accuracy ({name})", f"{value:.2%}")
+        if name in balanced:
+            table.add_row("  balanced over classes", f"{balanced[name]:.2%}")
     table.add_row("reconstruction MSE", f"{report['reconstruction_mse']:.4f}")
     Console().print(table)
     protocol = ", ".join(f"{k}={v}" for k, v in report["protocol"].items())
