@@ -264,3 +264,35 @@ def test_with_variables_of_keeps_u_and_takes_every_variable():
     assert torch.equal(mixed[:, spec.slices["u"]], a[:, spec.slices["u"]])
     for name in spec.names:
         assert torch.equal(mixed[:, spec.slices[name]], b[:, spec.slices[name]])
+
+
+# -- categorical priors beyond the paper's uniform one -------------------------------------
+def test_a_weighted_categorical_prior_draws_each_class_at_its_share():
+    spec = LatentSpec(2, [Variable("pale", "categorical", classes=["no", "yes"], label="pale", weights=[0.96, 0.04])])
+    z = spec.sample(20000, generator=torch.Generator().manual_seed(0))
+    share = z[:, spec.slices["pale"]].mean(0)
+    assert abs(share[1].item() - 0.04) < 0.006 and (z[:, spec.slices["pale"]].sum(1) == 1).all()
+    again = LatentSpec.from_dict(spec.to_dict())
+    assert again == spec and again["pale"].weights == [0.96, 0.04]
+    assert "pale: categorical (no, yes), supervised by 'pale', prior 0.960 0.040" in spec.describe()
+
+
+def test_specs_saved_before_weighted_priors_load_as_uniform():
+    data = _spec().to_dict()
+    for v in data["variables"]:
+        del v["weights"]
+    assert LatentSpec.from_dict(data)["digit"].weights is None
+
+
+def test_class_weights_from_labels_or_given():
+    from toolkit.errors import ToolkitError
+    from toolkit.latent import class_weights
+
+    labels = torch.tensor([0, 0, 0, 1, -1, -1])  # -1: no label, not counted
+    assert class_weights("uniform", ["no", "yes"], labels, "v") is None
+    assert class_weights("empirical", ["no", "yes"], labels, "v") == pytest.approx([0.75, 0.25])
+    assert class_weights([3, 1], ["no", "yes"], None, "v") == pytest.approx([0.75, 0.25])
+    with pytest.raises(ToolkitError, match=r"^v\.prior: empirical, but class maybe has no labeled images"):
+        class_weights("empirical", ["no", "yes", "maybe"], labels, "v")
+    with pytest.raises(ToolkitError, match=r"^v\.prior: 3 class weights for 2 classes \(no, yes\)"):
+        class_weights([1, 1, 1], ["no", "yes"], None, "v")

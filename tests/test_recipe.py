@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from toolkit.errors import RecipeError
@@ -98,6 +99,7 @@ def test_unknown_key_below_a_mapping(override, path, allowed):
         ("optim.lr_d=-1", "optim.lr_d", "-1"),
         ("latent.u.prior=cauchy", "latent.u.prior", "'cauchy'"),
         ("train.steps=0", "train.steps", "0"),
+        ("latent.variables.item.prior=[1, -2]", "latent.variables.item.prior", "[1, -2]"),
     ],
 )
 def test_wrong_type_or_value(override, path, got):
@@ -357,3 +359,31 @@ def test_path_options_are_known_by_type_or_by_declaration():
 
     data = absolute_paths(Options(folder="a", csv="b.csv"), "data.options", Origin(Path("/recipes")))
     assert data == {"folder": "/recipes/a", "csv": "/recipes/b.csv", "root": "/recipes/data", "name": "data"}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("latent.variables.c1.prior=empirical", "latent.variables.c1: a continuous variable's prior is uniform or normal"),
+        ("latent.variables.item.prior=normal", "latent.variables.item: a categorical variable's prior is uniform, empirical"),
+        ("latent.variables.free={kind: categorical, classes: 2, prior: empirical}",
+         "latent.variables.free: prior 'empirical' takes the class shares of the label"),
+        ("latent.variables.free={kind: categorical, classes: 3, prior: [1, 2]}",
+         "latent.variables.free: prior: 2 class weights for 3 classes"),
+    ],
+)
+def test_a_prior_that_does_not_fit_its_variable(override, message):
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(QUICKSTART, [override])
+
+
+def test_an_empirical_prior_takes_the_class_shares_of_the_training_labels():
+    from toolkit.data import load_dataset
+    from toolkit.latent import build_spec
+
+    recipe = load_recipe(QUICKSTART, ["latent.variables.item.prior=empirical"])
+    train = load_dataset(recipe, "train")
+    spec = build_spec(recipe, train)
+    counts = torch.bincount(train.labels["item"][train.labels["item"] >= 0], minlength=10).double()
+    assert spec["item"].weights == pytest.approx((counts / counts.sum()).tolist())
+    assert build_spec(load_recipe(QUICKSTART), train)["item"].weights is None  # the paper's uniform prior

@@ -35,6 +35,7 @@ class Variable:
     classes: list[str] = field(default_factory=list)  # categorical only
     prior: str = "uniform"  # continuous only
     label: str | None = None  # the data attribute that supervises it, if any
+    weights: list[float] | None = None  # categorical: the prior's class probabilities (None: uniform)
 
     @property
     def size(self) -> int:
@@ -177,7 +178,11 @@ class LatentSpec:
         """Draw ``n`` codes from the prior, shape ``(n, dim)``."""
         parts = [self._prior(self.u_prior, (n, self.u_size), generator, device)]
         for v in self.variables:
-            if v.kind == "categorical":
+            if v.kind == "categorical" and v.weights is not None:
+                probs = torch.tensor(v.weights, device=device)
+                index = torch.multinomial(probs, n, replacement=True, generator=generator)
+                parts.append(torch.nn.functional.one_hot(index, v.size).float())
+            elif v.kind == "categorical":
                 index = torch.randint(v.size, (n,), generator=generator, device=device)
                 parts.append(torch.nn.functional.one_hot(index, v.size).float())
             else:
@@ -277,7 +282,8 @@ class LatentSpec:
         for v in self.variables:
             if v.kind == "categorical":
                 sup = f", supervised by '{v.label}'" if v.label else ", free"
-                lines.append(f"{v.name}: categorical ({', '.join(v.classes)}){sup}")
+                prior = "" if v.weights is None else ", prior " + " ".join(f"{p:.3f}" for p in v.weights)
+                lines.append(f"{v.name}: categorical ({', '.join(v.classes)}){sup}{prior}")
             else:
                 lines.append(f"{v.name}: continuous, {v.prior} prior")
         return "\n".join(lines)
@@ -307,5 +313,32 @@ def build_spec(recipe, data) -> LatentSpec:
                 raise ToolkitError(f"{where}.classes: {len(classes)} names, but attribute '{v.label}' has {len(data_classes)} classes")
         if isinstance(classes, int):
             classes = [str(i) for i in range(classes)]
-        variables.append(Variable(name, "categorical", classes=list(classes), label=v.label))
+        weights = class_weights(v.prior, list(classes), data.labels[v.label] if v.label else None, where)
+        variables.append(Variable(name, "categorical", classes=list(classes), label=v.label, weights=weights))
     return LatentSpec(recipe.latent.u.size, variables, recipe.latent.u.prior)
+
+
+def class_weights(prior, classes: list[str], labels: torch.Tensor | None, where: str) -> list[float] | None:
+    """A categorical variable's prior as class probabilities (``None`` for uniform, the paper's).
+
+    ``prior`` is "uniform", "empirical" (the share of each class among ``labels`` >= 0: all of
+    the training split's labels of the attribute, before the recipe picks its labeled subset) or
+    one positive weight per class (normalised to sum to 1). Not in the paper: with its uniform
+    prior D sees, for example, 50% pale codes on generated pairs but about 4% on real CelebA
+    pairs, and pushes E to call faces pale. Raises ToolkitError for a class without labeled
+    images (an empirical prior would never draw it) or a wrong number of weights.
+    """
+    if prior == "uniform":
+        return None
+    if prior == "empirical":
+        counts = torch.bincount(labels[labels >= 0], minlength=len(classes)).double()
+        empty = [c for c, n in zip(classes, counts.tolist()) if n == 0]
+        if empty:
+            raise ToolkitError(f"{where}.prior: empirical, but class {', '.join(empty)} has no labeled images "
+                               "(its share would be 0: give one weight per class instead)")
+        weights = counts
+    else:
+        if len(prior) != len(classes):
+            raise ToolkitError(f"{where}.prior: {len(prior)} class weights for {len(classes)} classes ({', '.join(classes)})")
+        weights = torch.tensor(prior, dtype=torch.float64)
+    return (weights / weights.sum()).tolist()

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator, model_validator
 
 from .errors import RecipeError
 
@@ -164,10 +164,33 @@ class VariableConfig(Strict):
         None, description="categorical: number of classes or their names (default: the label's classes)"
     )
     label: str | None = Field(None, description="the dataset attribute that supervises this variable")
-    prior: Literal["uniform", "normal"] = "uniform"
+    prior: Literal["uniform", "normal", "empirical"] | list[PositiveFloat] = Field(
+        "uniform", description="continuous: uniform or normal; categorical: uniform (the paper), empirical (the "
+        "class shares of the label in the training split) or one weight per class")
+
+    @field_validator("prior", mode="before")
+    @classmethod
+    def _prior_shape(cls, value):
+        """One clear message for a wrong prior, instead of one per branch of its union type."""
+        if isinstance(value, str) and value in ("uniform", "normal", "empirical"):
+            return value
+        if isinstance(value, list) and value and all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) and w > 0 for w in value):
+            return value
+        raise ValueError("uniform, normal, empirical or a list of positive class weights")
 
     @model_validator(mode="after")
     def _check(self):
+        if self.kind == "continuous" and self.prior not in ("uniform", "normal"):
+            raise ValueError(f"a continuous variable's prior is uniform or normal, not {self.prior!r}")
+        if self.kind == "categorical" and self.prior == "normal":
+            raise ValueError("a categorical variable's prior is uniform, empirical or a list of class weights, not 'normal'")
+        if self.prior == "empirical" and self.label is None:
+            raise ValueError("prior 'empirical' takes the class shares of the label: give the variable a 'label'")
+        if isinstance(self.prior, list) and isinstance(self.classes, (int, list)):
+            count = self.classes if isinstance(self.classes, int) else len(self.classes)
+            if len(self.prior) != count:
+                raise ValueError(f"prior: {len(self.prior)} class weights for {count} classes")
         if self.kind == "categorical" and self.classes is None and self.label is None:
             raise ValueError("a categorical variable needs 'classes' or a 'label' to take them from")
         if self.kind == "continuous" and (self.classes is not None or self.label is not None):
