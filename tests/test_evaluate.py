@@ -85,6 +85,20 @@ def test_translation_accuracy_keeping_details_changes_only_what_the_edit_changes
     assert 0.75 * redrawn["mean_abs_change"] < kept["mean_abs_change"] <= 0.9 * redrawn["mean_abs_change"] + 1e-9
 
 
+def test_images_the_judge_refuses_are_errors_and_counted_as_refused():
+    from types import SimpleNamespace
+
+    class Refusing(Oracle):
+        reject_index = 9  # its tenth output is "no class": every image of class 9 is refused
+
+    ge = generator_error(FakeModel(useless=False), Refusing(), "digit", per_class=50, seed=0)
+    assert ge["per_class"]["9"] == 1.0 and ge["overall"] == pytest.approx(0.1) and ge["refused"] == pytest.approx(0.1)
+    test = SimpleNamespace(images=torch.zeros(20, 1, 28, 28, dtype=torch.uint8))
+    ta = translation_accuracy(FakeModel(useless=False), Refusing(), "digit", test, n=20)
+    assert ta["per_class"]["9"] == 0.0 and ta["refused"] == pytest.approx(0.1)
+    assert generator_error(FakeModel(useless=False), Oracle(), "digit", per_class=20, seed=0)["refused"] == 0.0
+
+
 def test_generator_error_is_reproducible_for_a_seed():
     a = generator_error(FakeModel(useless=False), Oracle(), "digit", per_class=10, seed=3)
     assert a == generator_error(FakeModel(useless=False), Oracle(), "digit", per_class=10, seed=3)

@@ -26,19 +26,25 @@ from .files import atomic_write
 
 
 def generator_error(model, classifier, variable: str, per_class: int, seed: int, batch: int = 500) -> dict:
-    """Per-class and overall error of generated images judged by ``classifier``."""
+    """Per-class and overall error of generated images judged by ``classifier``; ``refused`` is
+    the share of all generated images the judge refused as no class (a judge trained with
+    ``reject``), a part of the error: an error that is mostly refusals means unclear images, not
+    the wrong class."""
     var = model.spec[variable]
     g = torch.Generator().manual_seed(seed)
-    errors = {}
+    errors, refused = {}, 0
     for k, name in enumerate(var.classes):
         wrong = 0
         for start in range(0, per_class, batch):
             n = min(batch, per_class - start)
             z = model.spec.assign(model.spec.sample(n, generator=g), {variable: k})
             images = model.decode(z)
-            wrong += int((predict(classifier, images.to(next(classifier.parameters()).device)).cpu() != k).sum())
+            predicted = predict(classifier, images.to(next(classifier.parameters()).device)).cpu()
+            wrong += int((predicted != k).sum())
+            refused += int((predicted == -1).sum())
         errors[name] = wrong / per_class
-    return {"overall": sum(errors.values()) / len(errors), "per_class": errors}
+    return {"overall": sum(errors.values()) / len(errors), "per_class": errors,
+            "refused": refused / (per_class * len(var.classes))}
 
 
 @torch.no_grad()
@@ -46,22 +52,26 @@ def translation_accuracy(model, classifier, variable: str, test, n: int, batch: 
                          strength: float = 1.0, keep_details: bool = False) -> dict:
     """Share of the first ``n`` test images translated into each class that ``classifier``
     judges to be of that class (the paper's Fig. 4, counted); per class and overall. Also the
-    mean absolute change of the pixels (how far translations move from their inputs).
-    ``strength`` and ``keep_details`` as in :meth:`toolkit.model.Model.translate`."""
+    mean absolute change of the pixels (how far translations move from their inputs) and the
+    share of translations the judge refused as no class (``refused``). ``strength`` and
+    ``keep_details`` as in :meth:`toolkit.model.Model.translate`."""
     var = model.spec[variable]
     device = next(classifier.parameters()).device
     hits = dict.fromkeys(var.classes, 0)
-    change = 0.0
+    change, refused = 0.0, 0
     n = min(n, len(test.images))
     for start in range(0, n, batch):
         x = test.images[start : min(start + batch, n)].float() / 255.0
         translated = model.translations(x, [{variable: name} for name in var.classes], strength, keep_details)
         for k, (name, images) in enumerate(zip(var.classes, translated)):
-            hits[name] += int((predict(classifier, images.to(device)).cpu() == k).sum())
+            predicted = predict(classifier, images.to(device)).cpu()
+            hits[name] += int((predicted == k).sum())
+            refused += int((predicted == -1).sum())
             change += float((images - x).abs().mean(dim=(1, 2, 3)).sum())
     per_class = {name: h / n for name, h in hits.items()}
     return {"overall": sum(per_class.values()) / len(per_class), "per_class": per_class, "images": n,
-            "mean_abs_change": change / (n * len(var.classes)), "strength": strength, "keep_details": keep_details}
+            "refused": refused / (n * len(var.classes)), "mean_abs_change": change / (n * len(var.classes)),
+            "strength": strength, "keep_details": keep_details}
 
 
 @torch.no_grad()

@@ -59,11 +59,13 @@ def evaluate(
         table.add_row("generator error", f"{ge['overall']:.2%}")
         for name, value in ge["per_class"].items():
             table.add_row(f"  {ge['variable']}={name}", f"{value:.2%}")
+        table.add_row("  refused by the judge (no class)", f"{ge['refused']:.2%}")
     if "translation_accuracy" in report:
         ta = report["translation_accuracy"]
         table.add_row(f"translation accuracy ({ta['images']} test images)", f"{ta['overall']:.2%}")
         for name, value in ta["per_class"].items():
             table.add_row(f"  {ta['variable']} -> {name}", f"{value:.2%}")
+        table.add_row("  refused by the judge (no class)", f"{ta['refused']:.2%}")
         how = f"strength {ta['strength']:g}" + (", keep details" if ta["keep_details"] else "")
         table.add_row(f"  mean |translation - input| ({how})", f"{ta['mean_abs_change']:.4f}")
     balanced = report.get("encoder_balanced_accuracy", {})
