@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from . import checkpoint as ckpt
-from .data import ImageSet, derive_attributes
+from .data import ImageSet, balancing_weights, derive_attributes
 from .distributed import pick_device
 from .errors import CheckpointError, ToolkitError
 from .plugins import registry
@@ -133,9 +133,7 @@ def balanced_order(labels: torch.Tensor, count: int, generator: torch.Generator)
     class: on the CelebA subset about 4% of faces are pale, and a pale judge that always says
     "no" scores 96% while never recognising a pale face.
     """
-    counts = torch.bincount(labels.cpu()).float()
-    weights = 1.0 / counts[labels.cpu()]
-    return torch.multinomial(weights, count, replacement=True, generator=generator)
+    return torch.multinomial(balancing_weights([labels.cpu()]), count, replacement=True, generator=generator)
 
 
 def class_accuracy(predicted: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> dict[str, float | None]:

@@ -100,7 +100,7 @@ def encoder_metrics(model, test) -> dict:
         pixels += x.numel()
     accuracy, balanced = {}, {}
     for v in model.spec.supervised:
-        if not truth[v.name] or not sum(len(t) for t in truth[v.name]):
+        if not sum(len(t) for t in truth[v.name]):
             continue
         pred, y = torch.cat(predicted[v.name]), torch.cat(truth[v.name])
         accuracy[v.name] = float((pred == y).float().mean())

@@ -178,12 +178,12 @@ class LatentSpec:
         """Draw ``n`` codes from the prior, shape ``(n, dim)``."""
         parts = [self._prior(self.u_prior, (n, self.u_size), generator, device)]
         for v in self.variables:
-            if v.kind == "categorical" and v.weights is not None:
-                probs = torch.tensor(v.weights, device=device)
-                index = torch.multinomial(probs, n, replacement=True, generator=generator)
-                parts.append(torch.nn.functional.one_hot(index, v.size).float())
-            elif v.kind == "categorical":
-                index = torch.randint(v.size, (n,), generator=generator, device=device)
+            if v.kind == "categorical":
+                if v.weights is None:
+                    index = torch.randint(v.size, (n,), generator=generator, device=device)
+                else:
+                    probs = torch.tensor(v.weights, device=device)
+                    index = torch.multinomial(probs, n, replacement=True, generator=generator)
                 parts.append(torch.nn.functional.one_hot(index, v.size).float())
             else:
                 parts.append(self._prior(v.prior, (n, 1), generator, device))
