@@ -32,6 +32,7 @@ OPTIONS = {
     "ema 0.99": ["train.ema=0.99"],
     "info supervised_by labels": ["losses.info.options.supervised_by=labels"],
     "info on translations": ["losses.info.options.translations=true"],
+    "info augment translation,blur,noise": ["losses.info.options.augment=[translation,blur,noise]"],
     "labeled floor 0.2": ["data.labeled_floor=0.2"],
     "lr_d 1e-3": ["optim.lr_d=1e-3"],
     "quickstart additions together": ["losses.consistency.weight=10", "losses.consistency.options.threshold=0.9",

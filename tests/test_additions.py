@@ -16,6 +16,8 @@ from toolkit.train import ForwardPasses
     ("r1", {}),
     ("r1", {"target": "fake", "wrt_code": False}),
     ("adv", {"form": "hinge"}),
+    ("info", {"augment": ["translation", "blur", "noise"]}),
+    ("info", {"augment": ["blur"], "translations": True, "supervised_by": "labels"}),
 ])
 def test_new_terms_pass_the_plugin_contract(name, options):
     parts = smoke_test_loss(name, options)
@@ -118,3 +120,42 @@ def test_spectral_norm_bounds_every_d_layer():
         assert float(torch.linalg.matrix_norm(w.detach(), ord=2)) == pytest.approx(1.0, abs=0.05)
     plain = build_networks("paper28", spec, (1, 28, 28), {"width": 0.125})
     assert not any(hasattr(m, "parametrizations") for m in plain.discriminator.modules())
+
+
+@pytest.mark.parametrize("translations,supervised_by", [(False, "labels_and_samples"), (True, "labels")])
+def test_information_with_augment_shows_e_the_transformed_generated_images(translations, supervised_by):
+    from toolkit.losses import StepOutputs
+
+    spec = tiny_spec()
+    options = {"augment": ["cutout"], "translations": translations, "supervised_by": supervised_by}
+    terms = build_losses({"info": LossConfig(options=options)}, spec)
+    assert terms["info"].needs == frozenset(), "its own passes replace the step's translation and fixed-E passes"
+    torch.manual_seed(0)
+    nets = linear_networks(spec)
+    seen = []
+    nets.encoder.register_forward_hook(lambda module, args, result: seen.append(args[0].detach()))
+    forward = ForwardPasses(nets.generator, nets.encoder, nets.discriminator, spec, terms=terms)
+    z = spec.sample(6)
+    outputs, extra = forward(torch.rand(6, 1, 28, 28), z, 1)
+    views = extra["info"]
+    expected = {"fake"} | ({"swap"} if translations else set())
+    expected |= {f"{k}_fixed" for k in expected} if supervised_by == "labels" else set()
+    assert set(views) == expected and "raw_swap" not in outputs
+    x_fake = outputs["x_fake"]
+    through_term = [x for x in seen[2:] if x.shape == x_fake.shape]  # E(x), E(G(z)) come first
+    assert through_term, "E read the term's views"
+    cut = (through_term[0] == 0).flatten(1).sum(1) - (x_fake == 0).flatten(1).sum(1)
+    assert (cut > 0).all(), "E reads G's images with a square cut out of each"
+    out = StepOutputs(torch.zeros(1), {}, z_fake=z, step=1, extra=extra, **outputs)
+    loss = terms["info"](out)["ge"]
+    grads = torch.autograd.grad(loss, list(nets.generator.parameters()), allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads), "the term trains G through the transform"
+
+
+def test_information_without_augment_is_the_papers_term():
+    from toolkit_paper.losses import AugmentedInformation, Information
+
+    spec = tiny_spec()
+    plain = build_losses({"info": LossConfig()}, spec)["info"]
+    augmented = build_losses({"info": LossConfig(options={"augment": ["blur"]})}, spec)["info"]
+    assert type(plain) is Information and isinstance(augmented, AugmentedInformation)

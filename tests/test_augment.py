@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from toolkit.augment import OPERATIONS, augment, cutout, translation
+from toolkit.augment import OPERATIONS, augment, blur, cutout, noise, translation
 
 
 def _batch(n=16, c=1, size=12):
@@ -52,3 +52,21 @@ def test_a_generator_makes_the_draws_repeatable():
     a = augment(x, ["translation", "cutout", "brightness"], generator=torch.Generator().manual_seed(5))
     b = augment(x, ["translation", "cutout", "brightness"], generator=torch.Generator().manual_seed(5))
     assert torch.equal(a, b)
+
+
+def test_blur_removes_a_pixel_level_pattern_by_each_images_own_amount_and_keeps_flat_colour():
+    checker = (torch.arange(16)[:, None] + torch.arange(16)[None, :]) % 2  # a 1-px checkerboard
+    x = (0.5 + 0.1 * (2 * checker - 1)).float().expand(64, 3, 16, 16).contiguous()
+    out = blur(x, sigma=1.0, generator=torch.Generator().manual_seed(4))
+    left = (out - 0.5).abs().flatten(1).mean(1) / 0.1  # the pattern's remaining amplitude, per image
+    assert left.min() < 0.05 and left.max() > 0.5, "each image draws its own sigma in [0, 1] px"
+    assert left.median() < 0.5
+    flat = torch.full((4, 3, 16, 16), 0.3)
+    assert torch.allclose(blur(flat, 1.0), flat, atol=1e-6), "a flat colour is unchanged (reflected borders)"
+
+
+def test_noise_has_each_images_own_strength_up_to_std():
+    x = torch.full((200, 1, 16, 16), 0.5)
+    out = noise(x, std=0.05, generator=torch.Generator().manual_seed(6))
+    stds = (out - x).flatten(1).std(1)
+    assert stds.max() < 0.06 and stds.min() < 0.01 and stds.max() > 0.04

@@ -1,28 +1,33 @@
 """Per-image random augmentation of image batches, on the batch's device, differentiable.
 
-Two users in the method: DiffAugment (Zhao et al. 2020, "Differentiable Augmentation for
+Three users in the method: DiffAugment (Zhao et al. 2020, "Differentiable Augmentation for
 Data-Efficient GAN Training") transforms every image D sees, real and generated, so gradients
 reach G through the transform; FixMatch-style consistency (Sohn et al. 2020) compares E on a
-weakly and a strongly augmented view of the same unlabeled image.
+weakly and a strongly augmented view of the same unlabeled image; the information loss's
+``augment`` option shows E generated images through a transform, so that G must draw a code
+where a classifier of real images can see it.
 
 Every operation draws its own parameters per image in one batched call (no Python loop over
 images). Images are ``(B, C, H, W)`` floats in [0, 1]; results stay in [0, 1] (translation and
 cutout fill with 0, the background of the built-in data sets; colour changes are clamped).
 The operations follow DiffAugment's reference code (translation by up to 1/8 of the size,
 cutout of a square half the size, brightness/saturation/contrast jitter), with strengths as
-arguments. torchvision.transforms.v2 and kornia were measured for this (benchmarks/RESULTS.md):
-v2 draws one set of parameters per call (per batch, not per image) and kornia took about 40x
-the time of these ops on a 64-image 28x28 batch on CPU.
+arguments; ``blur`` (Gaussian, sigma up to 1 px) and ``noise`` (Gaussian, std up to 0.05) are
+for what E reads of generated images (the information loss's ``augment`` option): they hide
+pixel-level codes that a generator and an encoder can agree on without a judge seeing them.
+torchvision.transforms.v2 and kornia were measured for this (benchmarks/RESULTS.md): v2 draws
+one set of parameters per call (per batch, not per image) and kornia took about 40x the time of these ops on a 64-image 28x28 batch on CPU.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 
-OPERATIONS = ("translation", "cutout", "brightness", "contrast", "saturation", "flip")
+OPERATIONS = ("translation", "cutout", "brightness", "contrast", "saturation", "flip", "blur", "noise")
 
 
 def _uniform(x: torch.Tensor, low: float, high: float, generator=None) -> torch.Tensor:
@@ -90,8 +95,36 @@ def flip(x: torch.Tensor, probability: float = 0.5, generator=None) -> torch.Ten
     return torch.where(mask, x.flip(3), x)
 
 
+def blur(x: torch.Tensor, sigma: float = 1.0, generator=None) -> torch.Tensor:
+    """Gaussian blur with each image's own standard deviation, uniform in [0, sigma] pixels.
+
+    One separable convolution for the whole batch (a grouped convolution with one kernel per
+    image); the kernel spans 2 * ceil(2 * sigma) + 1 pixels, borders are reflected. Removes
+    pixel-level patterns (a high-frequency colour speckle) while keeping shapes and colours.
+    """
+    if sigma <= 0:
+        return x
+    b, c, h, w = x.shape
+    radius = min(math.ceil(2 * sigma), (min(h, w) - 1))
+    sigmas = _uniform(x, 0, sigma, generator).view(b, 1).clamp(min=1e-3)  # (B, 1): 1e-3 px is the identity
+    taps = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    kernel = torch.exp(-0.5 * (taps[None, :] / sigmas) ** 2)
+    kernel = (kernel / kernel.sum(1, keepdim=True)).repeat_interleave(c, 0)  # (B*C, K): per image, per channel
+    flat = x.reshape(1, b * c, h, w)
+    flat = F.conv2d(F.pad(flat, (radius, radius, 0, 0), mode="reflect"), kernel[:, None, None, :], groups=b * c)
+    flat = F.conv2d(F.pad(flat, (0, 0, radius, radius), mode="reflect"), kernel[:, None, :, None], groups=b * c)
+    return flat.view(b, c, h, w)
+
+
+def noise(x: torch.Tensor, std: float = 0.05, generator=None) -> torch.Tensor:
+    """Add Gaussian noise with each image's own standard deviation, uniform in [0, std]; clamped to [0, 1]."""
+    dev = generator.device if generator is not None else x.device
+    n = torch.randn(x.shape, generator=generator, device=dev).to(x.device, x.dtype)
+    return (x + n * _uniform(x, 0, std, generator)).clamp(0, 1)
+
+
 _OPS = {"translation": translation, "cutout": cutout, "brightness": brightness, "contrast": contrast,
-        "saturation": saturation, "flip": flip}
+        "saturation": saturation, "flip": flip, "blur": blur, "noise": noise}
 
 
 def augment(x: torch.Tensor, policy: Sequence[str], strength: float = 1.0, generator=None) -> torch.Tensor:
@@ -104,7 +137,8 @@ def augment(x: torch.Tensor, policy: Sequence[str], strength: float = 1.0, gener
     """
     if strength <= 0:
         return x
-    defaults = {"translation": 0.125, "cutout": 0.5, "brightness": 0.5, "contrast": 0.5, "saturation": 1.0}
+    defaults = {"translation": 0.125, "cutout": 0.5, "brightness": 0.5, "contrast": 0.5, "saturation": 1.0,
+                "blur": 1.0, "noise": 0.05}
     for name in policy:
         if name not in _OPS:
             raise ValueError(f"unknown augmentation '{name}': use {', '.join(OPERATIONS)}")

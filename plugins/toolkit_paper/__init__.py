@@ -41,7 +41,7 @@ def register_losses(register):
              description="cross-entropy of E's categorical heads on labeled images (L_sup)")
     register("rec", "toolkit_paper.losses:Reconstruction", options=RecOptions,
              description="||x - G(E(x))||^2 on real images (L_rec)")
-    register("info", "toolkit_paper.losses:Information", options=InfoOptions,
+    register("info", "toolkit_paper.losses:information", options=InfoOptions,
              description="-log E(c | G(u, c)) on generated images, trains G and E (L_I)")
     register("adv", "toolkit_paper.losses:Adversarial", options=AdvOptions,
              description="BiGAN-style joint discriminator D(x, z) (L_adv)")

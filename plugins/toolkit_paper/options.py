@@ -61,6 +61,9 @@ class RecOptions(_Options):
     )
 
 
+Augmentation = Literal["translation", "cutout", "brightness", "contrast", "saturation", "flip", "blur", "noise"]
+
+
 class InfoOptions(_Options):
     continuous_std: float = Field(1.0, gt=0, description="fixed std of the encoder's Gaussian (code: 1)")
     translations: bool = Field(
@@ -73,6 +76,14 @@ class InfoOptions(_Options):
         "G alone for those variables, through E with its weights held fixed, so G must change what a classifier "
         "of real images sees; not in the paper; one more E pass per generated batch)"
     )
+    augment: list[Augmentation] = Field(
+        [], description="E reads G's images for this term through these random transforms, per image, in order "
+        "(e.g. [translation, blur, noise]; not in the paper): a code that G hides in pixel-level patterns no longer "
+        "reaches E, so G must draw it where a classifier of real images sees it. [] = off (the paper); "
+        "with options one more E pass per generated batch"
+    )
+    augment_strength: float = Field(1.0, gt=0, le=2, description="scales every augment operation's extent (1: "
+                                    "DiffAugment's; blur: sigma up to 1 px, noise: std up to 0.05)")
 
 
 class AdvOptions(_Options):
@@ -81,9 +92,6 @@ class AdvOptions(_Options):
         "the paper; Lim & Ye 2017, Miyato et al. 2018): D minimises relu(1 - D(real pair)) + relu(1 + D(fake pair)), "
         "G/E minimise D(real pair) - D(fake pair)"
     )
-
-
-Augmentation = Literal["translation", "cutout", "brightness", "contrast", "saturation", "flip"]
 
 
 class ConsistencyOptions(_Options):
