@@ -159,3 +159,35 @@ def test_information_without_augment_is_the_papers_term():
     plain = build_losses({"info": LossConfig()}, spec)["info"]
     augmented = build_losses({"info": LossConfig(options={"augment": ["blur"]})}, spec)["info"]
     assert type(plain) is Information and isinstance(augmented, AugmentedInformation)
+
+
+def test_information_augments_only_the_named_variables_and_refuses_unknown_ones():
+    from toolkit.errors import RecipeError
+    from toolkit.losses import StepOutputs
+
+    spec = tiny_spec()
+    options = {"augment": ["cutout"], "augment_variables": ["shape"], "translations": True}
+    terms = build_losses({"info": LossConfig(options=options)}, spec)
+    torch.manual_seed(0)
+    nets = linear_networks(spec)
+    forward = ForwardPasses(nets.generator, nets.encoder, nets.discriminator, spec, terms=terms)
+    z = spec.sample(6)
+    outputs, extra = forward(torch.rand(6, 1, 28, 28), z, 1)
+    views = extra["info"]
+    assert set(views) == {"fake", "swap", "swap_plain"}
+    term = terms["info"]
+    s = spec.slices["shape"]
+
+    def read(seen, plain):  # "shape" through the transform, every other variable from the plain images
+        mixed = plain.clone()
+        mixed[:, s] = seen[:, s]
+        return mixed
+
+    expected = term._nll(read(views["fake"], outputs["raw_fake"]), z) + term._nll(read(views["swap"], views["swap_plain"]), z)
+    got = term(StepOutputs(torch.zeros(1), {}, z_fake=z, step=1, extra=extra, **outputs))["ge"]
+    assert torch.allclose(got, expected)
+    assert not torch.allclose(got, term._nll(views["fake"], z) + term._nll(views["swap"], z))
+    with pytest.raises(RecipeError, match="unknown latent variable 'smile'"):
+        build_losses({"info": LossConfig(options={"augment": ["blur"], "augment_variables": ["smile"]})}, spec)
+    with pytest.raises(RecipeError, match="augment_variables needs losses.info.options.augment"):
+        build_losses({"info": LossConfig(options={"augment_variables": ["shape"]})}, spec)

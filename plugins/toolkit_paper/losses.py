@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from toolkit.augment import augment
+from toolkit.errors import RecipeError
 from toolkit.losses import LossTerm, StepOutputs
 from toolkit.networks import with_fixed_weights
 
@@ -86,12 +87,23 @@ class AugmentedInformation(Information):
     destroy such a code, so G must draw the class where it survives them. The term's own passes
     (:meth:`extra_passes`): E on the transformed generated batch, ``(B, dim)`` raw codes; with
     ``translations: true`` also G's translations of the real batch, made here; with
-    ``supervised_by: labels`` the same views again through E with its weights held fixed.
+    ``supervised_by: labels`` the same views again through E with its weights held fixed. With
+    ``augment_variables`` only those variables are read through the transforms, the others from
+    the plain images (for translations and fixed weights one more E pass each).
+
+    Raises:
+        RecipeError: ``augment_variables`` names a variable the latent code does not have.
     """
 
     def __init__(self, spec, options=None):
         super().__init__(spec, options)
         self.needs = frozenset()  # the translations and the fixed-weights views come from this term's own passes
+        unknown = [n for n in options.augment_variables if n not in spec.names]
+        if unknown:
+            raise RecipeError(f"losses.info.options.augment_variables: unknown latent variable '{unknown[0]}' "
+                              f"(the recipe's variables: {', '.join(spec.names)})")
+        self.through = set(options.augment_variables) or set(spec.names)
+        self.partial = self.through != set(spec.names)
 
     def extra_passes(self, nets, batch, step):
         images = {"fake": batch["x_fake"]}
@@ -103,19 +115,44 @@ class AugmentedInformation(Information):
             views[key] = nets.encoder(seen).float()
             if self.fixed:
                 views[f"{key}_fixed"] = with_fixed_weights(nets.encoder, seen).float()
+            if self.partial:  # the other variables: E on the plain images (E(G(z)) is the step's own pass)
+                if key != "fake":
+                    views[f"{key}_plain"] = nets.encoder(x).float()
+                if self.fixed:
+                    views[f"{key}_fixed_plain"] = with_fixed_weights(nets.encoder, x).float()
         return views
+
+    def _read(self, views: dict, key: str, plain: torch.Tensor | None) -> torch.Tensor | None:
+        """E's raw codes for this term: the transformed view for ``self.through``, ``plain`` for the rest."""
+        seen = views.get(key)
+        if seen is None or not self.partial:
+            return seen
+        mixed = plain.clone()
+        for name in self.through:
+            s = self.spec.slices[name]
+            mixed[:, s] = seen[:, s]
+        return mixed
 
     def __call__(self, out: StepOutputs):
         views = out.extra[self.name]
-        total = self._nll(views["fake"], out.z_fake, views.get("fake_fixed"))
+        total = self._nll(self._read(views, "fake", out.raw_fake), out.z_fake,
+                          self._read(views, "fake_fixed", views.get("fake_fixed_plain")))
         if self.options.translations:
-            total = total + self._nll(views["swap"], out.z_fake, views.get("swap_fixed"))
+            total = total + self._nll(self._read(views, "swap", views.get("swap_plain")), out.z_fake,
+                                      self._read(views, "swap_fixed", views.get("swap_fixed_plain")))
         return {"ge": total}
 
 
 def information(spec, options):
     """The registry's factory for ``info``: :class:`AugmentedInformation` when ``options.augment``
-    names transforms, else the paper's :class:`Information`."""
+    names transforms, else the paper's :class:`Information`.
+
+    Raises:
+        RecipeError: ``augment_variables`` without ``augment``.
+    """
+    if options.augment_variables and not options.augment:
+        raise RecipeError("losses.info.options.augment_variables needs losses.info.options.augment: the transforms "
+                          "to read those variables through (e.g. [translation, blur, noise])")
     return AugmentedInformation(spec, options) if options.augment else Information(spec, options)
 
 

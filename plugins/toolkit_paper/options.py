@@ -84,6 +84,11 @@ class InfoOptions(_Options):
     )
     augment_strength: float = Field(1.0, gt=0, le=2, description="scales every augment operation's extent (1: "
                                     "DiffAugment's; blur: sigma up to 1 px, noise: std up to 0.05)")
+    augment_variables: list[str] = Field(
+        [], description="the latent variables E reads through augment (e.g. [hair, pale]: attributes of colour "
+        "and shape that survive a blur; a smile at 32x32 does not); the others are read from the plain images. "
+        "[] = every variable"
+    )
 
 
 class AdvOptions(_Options):
