@@ -26,13 +26,13 @@ OPTIONS = {
     "consistency (FixMatch)": ["losses.consistency.weight=10"],
     "r1 every 4": ["losses.r1.weight=1"],
     "r1 every step": ["losses.r1.weight=1", "losses.r1.options.every=1"],
-    "d_augment translation,cutout": ["train.d_augment=[translation,cutout]"],
+    "d_augment translation+cutout": ["train.d_augment=[translation,cutout]"],
     "spectral norm in D": ["model.options.d_spectral_norm=true"],
     "hinge loss": ["losses.adv.options.form=hinge"],
     "ema 0.99": ["train.ema=0.99"],
     "info supervised_by labels": ["losses.info.options.supervised_by=labels"],
     "info on translations": ["losses.info.options.translations=true"],
-    "info augment translation,blur,noise": ["losses.info.options.augment=[translation,blur,noise]"],
+    "info augment translation+blur+noise": ["losses.info.options.augment=[translation,blur,noise]"],
     "labeled floor 0.2": ["data.labeled_floor=0.2"],
     "lr_d 1e-3": ["optim.lr_d=1e-3"],
     "quickstart additions together": ["losses.consistency.weight=10", "losses.consistency.options.threshold=0.9",
@@ -47,7 +47,7 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--only", default="", help="comma-separated option names (default: all)")
+    parser.add_argument("--only", default="", help="comma-separated option names (default: all; names hold no commas)")
     parser.add_argument("--set", action="append", default=[], help="an override for every option set")
     parser.add_argument("--output", default=str(Path(__file__).with_name("RESULTS.md")))
     args = parser.parse_args(argv)
@@ -58,6 +58,9 @@ def main(argv=None) -> int:
     from toolkit.train import Trainer
 
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(OPTIONS)
+    unknown = [n for n in names if n not in OPTIONS]
+    if unknown:
+        parser.error(f"--only: unknown option set '{unknown[0]}' (valid: {', '.join(OPTIONS)})")
     trainers = {}
     with tempfile.TemporaryDirectory() as tmp:
         for name in names:

@@ -3,6 +3,8 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "train_step.py"
 
 
@@ -116,6 +118,16 @@ def test_method_cost_times_each_option_against_the_recipe(tmp_path, capsys):
     assert [row.split(" | ")[0] for row in table] == ["| base", "| consistency (FixMatch)", "| r1 every step"]
     assert table[0].endswith("| 1.00 |")
     assert all(float(row.split(" | ")[1]) > 0 for row in table)
+
+
+def test_method_cost_only_names_every_option_set_and_rejects_unknown_ones(tmp_path, capsys):
+    bench = load_benchmark(BENCH.parent / "method_cost.py")
+    assert not [name for name in bench.OPTIONS if "," in name]  # --only splits on commas
+    with pytest.raises(SystemExit) as stop:
+        bench.main(["--only", "base,info augment translation,blur", "--output", str(tmp_path / "R.md")])
+    assert stop.value.code == 2
+    assert "--only: unknown option set 'info augment translation' (valid: base, " in capsys.readouterr().err
+    assert not (tmp_path / "R.md").exists()
 
 
 def test_encoder_ceiling_trains_the_encoder_alone_over_seeds(tmp_path, capsys):
