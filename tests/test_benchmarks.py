@@ -1,6 +1,7 @@
 """Smoke tests of the benchmarks: a few tiny steps, in-process, on the CPU."""
 
 import importlib.util
+import json
 from pathlib import Path
 
 import pytest
@@ -148,6 +149,26 @@ def test_encoder_ceiling_trains_the_encoder_alone_over_seeds(tmp_path, capsys):
 
     history = bench.train_encoder(load_recipe(recipe), 0, 2, "all", 8, False, 0.0, 0.9, every=1)
     assert list(history) == [1, 2] and all(0 <= v <= 1 for v in history.values())
+
+
+def test_average_horizon_judges_averages_of_the_recipes_own_run(tmp_path, capsys):
+    from tiny import tiny_yaml
+
+    from toolkit.plugins import load_resolved
+    from toolkit.train import Trainer
+
+    bench = load_benchmark(BENCH.parent / "average_horizon.py")
+    recipe = tiny_yaml(tmp_path / "tiny.yaml")
+    assert bench.main([str(recipe), "--averages", "0.9,r1", "--every", "2", "--out", str(tmp_path / "run")]) == 0
+    assert capsys.readouterr().out.splitlines() == ["step 2: generator error 0.9 -, r1 -", "step 4: generator error 0.9 -, r1 -"]
+    results = json.loads((tmp_path / "run" / "averages.json").read_text())
+    assert list(results) == ["0.9", "r1"] and list(results["0.9"]) == ["2", "4"]
+    # the decay column is what the trainer itself reports with train.ema at that decay
+    record = Trainer(load_resolved(str(recipe), ["train.ema=0.9"]), tmp_path / "own", "cpu").run()
+    assert results["0.9"]["4"]["encoder_accuracy"] == record["encoder_accuracy"]
+    with pytest.raises(SystemExit):
+        bench.main([str(recipe), "--averages", "0.99,rx"])
+    assert "--averages: 'rx' is neither a decay in (0, 1) nor rK with K > 0" in capsys.readouterr().err
 
 
 def test_judge_check_reports_clean_blurred_and_no_class_images(tmp_path, capsys):
