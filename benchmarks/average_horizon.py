@@ -27,15 +27,16 @@ from pathlib import Path
 def parse_averages(text: str) -> list[str]:
     """``0.99,r5`` -> ``["0.99", "r5"]``; raises ValueError naming a malformed entry."""
     names = [a.strip() for a in text.split(",") if a.strip()]
-    for name in names:
-        try:
-            value = float(name[1:]) if name.startswith("r") else float(name)
-        except ValueError:
-            raise ValueError(f"--averages: '{name}' is neither a decay in (0, 1) nor rK with K > 0") from None
-        if (name.startswith("r") and value <= 0) or (not name.startswith("r") and not 0 < value < 1):
-            raise ValueError(f"--averages: '{name}' is neither a decay in (0, 1) nor rK with K > 0")
     if not names:
         raise ValueError("--averages: name at least one average (e.g. 0.99,r3)")
+    for name in names:
+        horizon = name.startswith("r")
+        try:
+            value = float(name[1:] if horizon else name)
+        except ValueError:
+            value = float("nan")
+        if not (value > 0 if horizon else 0 < value < 1):  # nan fails both
+            raise ValueError(f"--averages: '{name}' is neither a decay in (0, 1) nor rK with K > 0")
     return names
 
 
@@ -58,10 +59,10 @@ def main(argv=None) -> int:
     from toolkit.train import Trainer
 
     class Horizon(WeightAverage):
-        """An average over about the last step/K steps."""
+        """An average over about the last step/K steps (``decay_at`` replaces the fixed decay)."""
 
         def __init__(self, modules, k: float):
-            super().__init__(modules, 0.5)
+            super().__init__(modules, 0.5)  # the decay is never read: decay_at below
             self.k = k
 
         def decay_at(self, step: int) -> float:
@@ -86,7 +87,7 @@ def main(argv=None) -> int:
             for name, average in averages.items():
                 trainer.average, trainer._inference = average, None
                 record = trainer.full_evaluation()
-                trainer.average, trainer._inference = None, None
+                trainer.average = None
                 results.setdefault(name, {})[step] = {
                     "generator_error": record.get("generator_error"),
                     "translation_accuracy": record.get("translation_accuracy"),
