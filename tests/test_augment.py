@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from toolkit.augment import OPERATIONS, augment, blur, cutout, noise, translation
+from toolkit.augment import OPERATIONS, affine, augment, blur, cutout, noise, translation
 
 
 def _batch(n=16, c=1, size=12):
@@ -70,3 +70,30 @@ def test_noise_has_each_images_own_strength_up_to_std():
     out = noise(x, std=0.05, generator=torch.Generator().manual_seed(6))
     stds = (out - x).flatten(1).std(1)
     assert stds.max() < 0.06 and stds.min() < 0.01 and stds.max() > 0.04
+
+
+def _tilt_and_centre(images):
+    """Each image's principal-axis angle from vertical (degrees) and centre of mass (pixels)."""
+    size = images.shape[-1]
+    yy, xx = torch.meshgrid(torch.arange(size).float(), torch.arange(size).float(), indexing="ij")
+    w = images[:, 0] / images[:, 0].sum((1, 2), keepdim=True)
+    cy, cx = (w * yy).sum((1, 2)), (w * xx).sum((1, 2))
+    dy, dx = yy - cy[:, None, None], xx - cx[:, None, None]
+    syy, sxx, sxy = (w * dy * dy).sum((1, 2)), (w * dx * dx).sum((1, 2)), (w * dx * dy).sum((1, 2))
+    tilt = 0.5 * torch.atan2(2 * sxy, syy - sxx)
+    return torch.rad2deg(tilt), torch.stack([cy, cx], 1)
+
+
+def test_affine_tilts_each_image_by_its_own_bounded_angle_about_the_centre():
+    x = torch.zeros(128, 1, 28, 28)
+    x[:, :, 6:22, 13:15] = 1.0  # a vertical stroke through the centre
+    out = affine(x, 1.0, generator=torch.Generator().manual_seed(7))
+    tilt, centre = _tilt_and_centre(out)
+    assert tilt.abs().max() < 32, "rotation up to 15 degrees and shear up to 0.25 (14 degrees)"
+    assert tilt.std() > 5, "angles are drawn per image"
+    assert (centre - 13.5).abs().max() < 0.5, "the transform is about the centre: no shift"
+    area = out.sum((1, 2, 3)) / x.sum((1, 2, 3))
+    assert area.min() > 0.8 and area.max() < 1.25, "scale within 10%: the area within 0.9^2 and 1.1^2"
+    assert affine(x, 0.0) is x
+    half_tilt, _ = _tilt_and_centre(affine(x, 0.5, generator=torch.Generator().manual_seed(7)))
+    assert half_tilt.abs().max() < tilt.abs().max(), "the extent scales the draws"

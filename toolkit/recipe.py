@@ -23,6 +23,9 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, V
 
 from .errors import RecipeError
 
+Augmentation = Literal["translation", "cutout", "brightness", "contrast", "saturation", "flip", "blur", "noise", "affine"]
+"""One per-image random transform of toolkit.augment, by the name recipes write."""
+
 
 def expand_path(text: str | Path) -> Path:
     """A path a user wrote: ``$VARIABLES`` and ``~`` expanded."""
@@ -272,7 +275,7 @@ class TrainConfig(Strict):
         0.0, ge=0, lt=1, description="decay of a moving average of G's and E's weights that samples, evaluation "
         "and checkpoints use (0: off, the paper; e.g. 0.999 averages over about the last 1,000 steps)"
     )
-    d_augment: list[Literal["translation", "cutout", "brightness", "contrast", "saturation", "flip", "blur", "noise"]] = Field(
+    d_augment: list[Augmentation] = Field(
         default_factory=list, description="DiffAugment (Zhao et al. 2020; not in the paper): differentiable random "
         "transforms, per image, of every image D sees, real and generated, in this order (e.g. [translation, "
         "cutout]; flip only where the classes allow mirroring); [] = off"

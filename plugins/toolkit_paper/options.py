@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from toolkit.recipe import Augmentation
+
 
 class _Options(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -61,7 +63,6 @@ class RecOptions(_Options):
     )
 
 
-Augmentation = Literal["translation", "cutout", "brightness", "contrast", "saturation", "flip", "blur", "noise"]
 
 
 class InfoOptions(_Options):
