@@ -9,7 +9,8 @@ variable's head) with the recipe's optimiser settings (``optim.lr_ge``, ``optim.
 split every ``--every`` steps (BatchNorm statistics of the 1,000-odd held-out images, as the
 trainer's re-estimated statistics). Each step draws ``--labeled-per-step`` labeled images (with
 replacement) for the supervised cross-entropy and fills the batch with unlabeled images;
-``--consistency W`` adds the ``losses.consistency`` term itself (FixMatch, its default views,
+``--consistency W`` adds the ``losses.consistency`` term itself (FixMatch with the recipe's
+options for it, e.g. ``--set losses.consistency.options.strong=[affine,cutout]``, and
 ``--threshold``) on the whole batch with weight W, and
 ``--augment-labeled`` shows the labeled images translated and flipped (FixMatch's weak view).
 ``--labels all`` gives the fully supervised reference.
@@ -65,7 +66,9 @@ def train_encoder(recipe, seed: int, steps: int, labels, labeled_per_step: int, 
     opt = torch.optim.Adam(encoder.parameters(), recipe.optim.lr_ge, betas=tuple(recipe.optim.betas))
     g = torch.Generator().manual_seed(seed)
     unlabeled_per_step = max(recipe.optim.batch_size - labeled_per_step, 0)
-    term = build_losses({"consistency": LossConfig(options={"threshold": threshold})}, spec)["consistency"]
+    recipe_term = recipe.losses.get("consistency")
+    options = {**(recipe_term.options if recipe_term else {}), "threshold": threshold}
+    term = build_losses({"consistency": LossConfig(options=options)}, spec)["consistency"]
     history = {}
     for step in range(1, steps + 1):
         li = labeled[torch.randint(len(labeled), (labeled_per_step,), generator=g)]
