@@ -22,10 +22,10 @@ LAYERS = [
     "toolkit.evaluate | toolkit.figures | toolkit.sweep | toolkit.explore",
     "toolkit.classifier | toolkit.model | toolkit.checks",
     "toolkit.checkpoint | toolkit.networks | toolkit.losses | toolkit.data | toolkit.speed | toolkit.ema"
-    " | toolkit.distributed",
+    " | toolkit.distributed | toolkit.augment",
     "toolkit.plugins",
     "toolkit.registry | toolkit.hookspecs",
-    "toolkit.recipe | toolkit.latent | toolkit.images | toolkit.rundir | toolkit.augment",
+    "toolkit.recipe | toolkit.latent | toolkit.images | toolkit.rundir",
     "toolkit.outputs",
     "toolkit.errors | toolkit.files",
     "toolkit",
