@@ -15,7 +15,7 @@ cutout of a square half the size, brightness/saturation/contrast jitter), with s
 arguments; ``blur`` (Gaussian, sigma up to 1 px) and ``noise`` (Gaussian, std up to 0.05) are
 for what E reads of generated images (the information loss's ``augment`` option): they hide
 pixel-level codes that a generator and an encoder can agree on without a judge seeing them.
-``affine`` (rotation, shear and scale about the centre, RandAugment's geometric operations) is
+``affine`` (rotation, shear and scale about the centre, as RandAugment's geometric operations) is
 for views of handwriting and clothes whose class does not change with a slant.
 torchvision.transforms.v2 and kornia were measured for this (benchmarks/RESULTS.md): v2 draws
 one set of parameters per call (per batch, not per image) and kornia took about 40x the time of these ops on a 64-image 28x28 batch on CPU.
@@ -132,9 +132,9 @@ def affine(x: torch.Tensor, extent: float = 1.0, generator=None) -> torch.Tensor
     """Rotate, shear and scale each image about its centre with its own draws; zero-filled, bilinear.
 
     At ``extent`` 1: rotation uniform in [-15, 15] degrees, horizontal shear factor in [-0.25, 0.25],
-    scale in [0.9, 1.1] (the geometric part of RandAugment's range for digits and clothes: a
-    slant, a wider or narrower stroke layout). One ``affine_grid`` and ``grid_sample`` for the
-    whole batch; differentiable with respect to ``x``.
+    scale in [0.9, 1.1]: RandAugment's geometric operations in a narrower range than its (30
+    degrees, shear 0.3), so that a digit or an item keeps its class. One ``affine_grid`` and
+    ``grid_sample`` for the whole batch; differentiable with respect to ``x``.
     """
     if extent <= 0:
         return x
@@ -152,6 +152,9 @@ def affine(x: torch.Tensor, extent: float = 1.0, generator=None) -> torch.Tensor
 
 _OPS = {"translation": translation, "cutout": cutout, "brightness": brightness, "contrast": contrast,
         "saturation": saturation, "flip": flip, "blur": blur, "noise": noise, "affine": affine}
+# each operation's extent at strength 1 (flip's probability stays 0.5 at any strength)
+_EXTENT = {"translation": 0.125, "cutout": 0.5, "brightness": 0.5, "contrast": 0.5, "saturation": 1.0,
+           "blur": 1.0, "noise": 0.05, "affine": 1.0}
 
 
 def augment(x: torch.Tensor, policy: Sequence[str], strength: float = 1.0, generator=None) -> torch.Tensor:
@@ -164,13 +167,11 @@ def augment(x: torch.Tensor, policy: Sequence[str], strength: float = 1.0, gener
     """
     if strength <= 0:
         return x
-    defaults = {"translation": 0.125, "cutout": 0.5, "brightness": 0.5, "contrast": 0.5, "saturation": 1.0,
-                "blur": 1.0, "noise": 0.05, "affine": 1.0}
     for name in policy:
         if name not in _OPS:
             raise ValueError(f"unknown augmentation '{name}': use {', '.join(OPERATIONS)}")
         if name == "flip":
             x = flip(x, 0.5, generator)
         else:
-            x = _OPS[name](x, defaults[name] * strength, generator)
+            x = _OPS[name](x, _EXTENT[name] * strength, generator)
     return x

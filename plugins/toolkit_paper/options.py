@@ -63,8 +63,6 @@ class RecOptions(_Options):
     )
 
 
-
-
 class InfoOptions(_Options):
     continuous_std: float = Field(1.0, gt=0, description="fixed std of the encoder's Gaussian (code: 1)")
     translations: bool = Field(
