@@ -13,6 +13,8 @@ from toolkit.train import ForwardPasses
 
 @pytest.mark.parametrize("name,options", [
     ("consistency", {"threshold": 0.0}),
+    ("consistency", {"labeled_rows": "label"}),
+    ("sup", {"augment": ["affine", "translation"]}),
     ("r1", {}),
     ("r1", {"target": "fake", "wrt_code": False}),
     ("adv", {"form": "hinge"}),
@@ -50,6 +52,41 @@ def test_consistency_trains_the_encoder_only_and_its_threshold_masks_rows():
     strict = build_losses({"consistency": LossConfig(options={"threshold": 1.0})}, spec)
     strict["consistency"].name = "consistency"
     assert strict["consistency"](out)["ge"].item() == 0.0, "no row is confident at threshold 1"
+
+
+def test_consistency_can_teach_labeled_rows_their_label_whatever_the_confidence():
+    from toolkit.losses import StepOutputs
+
+    spec = tiny_spec()
+    terms = build_losses({"consistency": LossConfig(options={"threshold": 1.0, "labeled_rows": "label"})}, spec)
+    _, _, outputs, extra = _step(terms)
+    labels = torch.tensor([2, -1, 0, -1, -1, 3])
+    out = StepOutputs(torch.zeros(1), {"shape": labels}, z_fake=None, step=1, extra=extra, **outputs)
+    loss = terms["consistency"](out)["ge"]
+    strong = extra["consistency"]["strong"][:, spec.slices["shape"]]
+    known = labels >= 0
+    expected = torch.nn.functional.cross_entropy(strong[known], labels[known], reduction="sum") / len(labels)
+    assert torch.allclose(loss, expected), "no row is confident at threshold 1: only the labeled rows count"
+
+
+def test_supervised_through_transforms_reads_the_labeled_rows_of_its_own_view():
+    from toolkit.losses import StepOutputs, has_extra_passes
+
+    spec = tiny_spec()
+    assert not has_extra_passes(build_losses({"sup": LossConfig()}, spec)["sup"]), "the paper's term: no extra pass"
+    terms = build_losses({"sup": LossConfig(options={"augment": ["affine", "translation"]})}, spec)
+    _, nets, outputs, extra = _step(terms)
+    labels = torch.tensor([1, -1, -1, 0, -1, 3])
+    out = StepOutputs(torch.zeros(1), {"shape": labels}, z_fake=None, step=1, extra=extra, **outputs)
+    loss = terms["sup"](out)["ge"]
+    seen = extra["sup"]["raw"][:, spec.slices["shape"]]
+    known = labels >= 0
+    assert torch.allclose(loss, torch.nn.functional.cross_entropy(seen[known], labels[known]))
+    assert not torch.allclose(seen, outputs["raw_real"][:, spec.slices["shape"]]), "E read transformed images"
+    grads = torch.autograd.grad(loss, list(nets.generator.parameters()) + list(nets.encoder.parameters()),
+                                allow_unused=True)
+    n_gen = len(list(nets.generator.parameters()))
+    assert all(g is None for g in grads[:n_gen]) and any(g is not None for g in grads[n_gen:]), "trains E only"
 
 
 def test_r1_is_the_squared_input_gradient_of_d_and_runs_lazily():

@@ -242,7 +242,7 @@ def test_resolve_fills_plugin_defaults():
     assert options["init"] == "code" and options["noise_std"] == [0.3, 0.5]
     assert recipe.losses["rec"].options == {"reduction": "mean"}
     assert recipe.losses["adv"].options == {"form": "nonsaturating"}
-    assert recipe.losses["sup"].options == {}
+    assert recipe.losses["sup"].options == {"augment": []}
     assert resolve(recipe) == recipe  # idempotent
 
 

@@ -37,7 +37,7 @@ def register_networks(register):
 
 @hookimpl
 def register_losses(register):
-    register("sup", "toolkit_paper.losses:Supervised", options=SupOptions,
+    register("sup", "toolkit_paper.losses:supervised", options=SupOptions,
              description="cross-entropy of E's categorical heads on labeled images (L_sup)")
     register("rec", "toolkit_paper.losses:Reconstruction", options=RecOptions,
              description="||x - G(E(x))||^2 on real images (L_rec)")

@@ -19,13 +19,40 @@ class Supervised(LossTerm):
     """
 
     def __call__(self, out: StepOutputs):
-        total = out.raw_real.new_zeros(())
+        return {"ge": self._cross_entropy(out.raw_real, out.labels)}
+
+    def _cross_entropy(self, raw: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Mean cross-entropy of ``raw`` ``(B, dim)`` over each variable's labeled rows, summed over variables."""
+        total = raw.new_zeros(())
         for v in self.spec.supervised:
-            labels = out.labels[v.name]
-            mask = (labels >= 0).float()
-            ce = F.cross_entropy(out.raw_real[:, self.spec.slices[v.name]], labels.clamp(min=0), reduction="none")
+            lab = labels[v.name]
+            mask = (lab >= 0).float()
+            ce = F.cross_entropy(raw[:, self.spec.slices[v.name]], lab.clamp(min=0), reduction="none")
             total = total + (ce * mask).sum() / mask.sum().clamp(min=1.0)
-        return {"ge": total}
+        return total
+
+
+class AugmentedSupervised(Supervised):
+    """L_sup with E reading the real batch through random transforms (``options.augment``; not in the paper).
+
+    A hundred labeled digits, each seen hundreds of times in one shape, teach E that shape; drawn
+    through ``affine`` and ``translation`` they stand for more of the handwriting around them
+    (FixMatch's labeled batch is weakly augmented too). The term's own pass
+    (:meth:`extra_passes`): E on the transformed real batch, ``(B, dim)`` raw codes; the
+    cross-entropy is taken on the labeled rows only, as in :class:`Supervised`. Trains E only.
+    """
+
+    def extra_passes(self, nets, batch, step):
+        return {"raw": nets.encoder(augment(batch["x_real"].detach(), self.options.augment)).float()}
+
+    def __call__(self, out: StepOutputs):
+        return {"ge": self._cross_entropy(out.extra[self.name]["raw"], out.labels)}
+
+
+def supervised(spec, options):
+    """The registry's factory for ``sup``: :class:`AugmentedSupervised` when ``options.augment``
+    names transforms, else the paper's :class:`Supervised`."""
+    return AugmentedSupervised(spec, options) if options.augment else Supervised(spec, options)
 
 
 class Reconstruction(LossTerm):

@@ -54,7 +54,12 @@ class Paper32Options(PaperNetworkOptions):
 
 
 class SupOptions(_Options):
-    pass
+    augment: list[Augmentation] = Field(
+        [], description="E reads the labeled real images for this term through these random transforms, per image, "
+        "in order (e.g. [affine, translation]: FixMatch's labeled view is weakly augmented too; not in the paper): "
+        "the few labeled images are seen in more shapes than they were drawn in. [] = off (the paper); with "
+        "transforms one more E pass per batch"
+    )
 
 
 class RecOptions(_Options):
@@ -105,6 +110,10 @@ class ConsistencyOptions(_Options):
         ["translation", "cutout", "brightness", "contrast"], description="the strong view's augmentation, per image, in order"
     )
     strong_strength: float = Field(1.0, ge=0, le=2, description="scales every strong operation's extent (1: DiffAugment's)")
+    labeled_rows: Literal["pseudo_label", "label"] = Field(
+        "pseudo_label", description="what a labeled row learns on the strong view: pseudo_label (FixMatch: every row "
+        "alike) or label (its own label, whatever E's confidence; no extra pass)"
+    )
 
 
 class GradientPenaltyOptions(_Options):
