@@ -14,6 +14,7 @@ from toolkit.train import ForwardPasses
 @pytest.mark.parametrize("name,options", [
     ("consistency", {"threshold": 0.0}),
     ("consistency", {"labeled_rows": "label"}),
+    ("consistency", {"teacher": "averaged", "threshold": 0.0}),
     ("sup", {"augment": ["affine", "translation"]}),
     ("r1", {}),
     ("r1", {"target": "fake", "wrt_code": False}),
@@ -67,6 +68,34 @@ def test_consistency_can_teach_labeled_rows_their_label_whatever_the_confidence(
     known = labels >= 0
     expected = torch.nn.functional.cross_entropy(strong[known], labels[known], reduction="sum") / len(labels)
     assert torch.allclose(loss, expected), "no row is confident at threshold 1: only the labeled rows count"
+
+
+def test_an_averaged_teacher_reads_the_weak_view_with_the_averaged_weights_and_no_gradient():
+    from toolkit.ema import WeightAverage
+
+    spec = tiny_spec()
+    torch.manual_seed(0)
+    nets = build_networks("paper28", spec, (1, 28, 28), {"width": 0.25})  # E with BatchNorm
+    average = WeightAverage(nets.ge_parts(), 0.99)
+    with torch.no_grad():
+        for p in nets.encoder.parameters():
+            p.add_(1.0)  # the training weights move away from their average
+    forward = ForwardPasses(nets.generator, nets.encoder, nets.discriminator, spec, average=average)
+    x = torch.rand(5, 1, 28, 28)
+    before = [b.clone() for b in nets.encoder.buffers()]
+    teacher = forward.averaged_encoder(x)
+    assert not teacher.requires_grad
+    unmoved = nets.encoder
+    with torch.no_grad():
+        for p in unmoved.parameters():
+            p.sub_(1.0)  # back to the averaged weights
+    assert all(torch.equal(a, b) for a, b in zip(before, nets.encoder.buffers())), "E's running statistics untouched"
+    assert torch.allclose(teacher, unmoved(x), atol=1e-5), "the teacher is E with the averaged weights, in training mode"
+    off = ForwardPasses(nets.generator, nets.encoder, nets.discriminator, spec)
+    with pytest.raises(Exception, match="train.ema"):
+        off.averaged_encoder(x)
+    term = build_losses({"consistency": LossConfig(options={"teacher": "averaged"})}, spec)["consistency"]
+    assert "averaged_encoder" in term.needs
 
 
 def test_supervised_through_transforms_reads_the_labeled_rows_of_its_own_view():

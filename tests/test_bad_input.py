@@ -437,6 +437,13 @@ def test_a_run_that_fails_in_its_first_step_leaves_nothing_that_blocks_its_out_f
     assert not (tmp_path / "run").exists() and not any((tmp_path / "runs").iterdir())
 
 
+def test_a_teacher_of_averaged_weights_without_train_ema_is_refused_before_training(cli, trained, tmp_path):
+    run = tmp_path / "run"
+    code, _, err = cli("train", trained["recipe"], "--out", run, "--set", "losses.consistency.options.teacher=averaged")
+    error_line(code, err, "losses.consistency reads E's averaged weights, but train.ema is off")
+    assert not run.exists()
+
+
 # -- --set NAME=VALUE for generate / translate ------------------------------------------------
 SETS = {
     "unknown-variable": (["--set", "colour=red"], ["unknown latent variable 'colour'", "available: item, c1"]),

@@ -32,6 +32,13 @@ class WeightAverage:
     def update(self, step: int) -> None:
         torch._foreach_lerp_(self.shadow, self.params, 1.0 - self.decay_at(step))
 
+    def averages_of(self, part: str) -> dict[str, torch.Tensor]:
+        """The averaged parameters of one part (``"encoder"``, ``"generator"``) by the part's own
+        parameter names, as :func:`torch.func.functional_call` takes them (the tensors themselves,
+        not copies: read them without gradients)."""
+        prefix = f"{part}."
+        return {name[len(prefix):]: t for name, t in zip(self.names, self.shadow) if name.startswith(prefix)}
+
     @torch.no_grad()
     def copy_to(self, modules: dict[str, nn.Module]) -> None:
         """Write the averages into ``modules`` (copies of the averaged networks)."""

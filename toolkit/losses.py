@@ -49,7 +49,9 @@ class LossTerm:
 
     ``needs`` names the optional forward passes the term reads (``"swap"``: translations of
     real images to the prior's codes, :attr:`StepOutputs.raw_swap`; ``"fixed_encoder"``: the
-    encodings of generated images with E's weights held fixed, :attr:`StepOutputs.raw_fake_fixed`).
+    encodings of generated images with E's weights held fixed, :attr:`StepOutputs.raw_fake_fixed`;
+    ``"averaged_encoder"``: the term's own passes call ``nets.averaged_encoder(x)``, E with
+    ``train.ema``'s averaged weights, so a recipe without ``train.ema`` is refused before training).
     """
 
     needs: frozenset = frozenset()

@@ -189,13 +189,15 @@ def _missing_grads(module) -> list[str]:
 
 def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None, terms=None, network: str = ""):
     """One training step's forward passes (the trainer's own :class:`toolkit.train.ForwardPasses`,
-    every optional pass on, and the extra passes of ``terms``) on random images and prior codes.
+    every optional pass on, a moving average of G's and E's weights, and the extra passes of
+    ``terms``) on random images and prior codes.
 
     ``check(what, value, shape)`` is called on each output as soon as it exists; an exception
     inside the networks names ``network`` and its plugin, as in training.
     """
     import torch
 
+    from .ema import WeightAverage
     from .losses import StepOutputs
     from .train import ForwardPasses
 
@@ -207,7 +209,8 @@ def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None, term
     x_real = torch.rand(batch, *image_shape)
     z_fake = spec.sample(batch)
     passes = ForwardPasses(nets.generator, nets.encoder, nets.discriminator, spec,
-                           needs=frozenset({"swap", "fixed_encoder"}), check=checked, terms=terms, network=network)
+                           needs=frozenset({"swap", "fixed_encoder", "averaged_encoder"}), check=checked, terms=terms,
+                           network=network, average=WeightAverage(nets.ge_parts(), 0.99))
     outputs, extra = passes(x_real, z_fake, 1)
     return StepOutputs(x_real, labels, z_fake=z_fake, step=1, extra=extra, **outputs)
 

@@ -23,7 +23,7 @@ from .augment import augment
 from .data import LabeledSampler, load_dataset, select_labels
 from .distributed import World, pick_device
 from .ema import WeightAverage
-from .errors import PluginError, ToolkitError, exception_line
+from .errors import PluginError, RecipeError, ToolkitError, exception_line
 from .evaluate import evaluate
 from .files import atomic_write
 from .images import save_grid
@@ -52,14 +52,33 @@ class ForwardPasses(torch.nn.Module):
 
     def __init__(self, generator, encoder, discriminator, spec: LatentSpec, precision: str = "fp32",
                  needs: frozenset = frozenset(), check=None, terms: dict | None = None, d_augment: tuple = (),
-                 network: str = ""):
+                 network: str = "", average: WeightAverage | None = None):
         super().__init__()
         self.generator, self.encoder, self.discriminator = generator, encoder, discriminator
         self.spec, self.precision, self.check, self.network = spec, precision, check, network
+        self.average = average  # train.ema's moving average of G's and E's weights (or None)
         self.swap, self.fixed_encoder = "swap" in needs, "fixed_encoder" in needs
         # terms with passes of their own (not submodules: they hold no weights of their own)
         self._extra_terms = {name: t for name, t in (terms or {}).items() if has_extra_passes(t)}
         self.d_augment = tuple(d_augment)
+
+    @torch.no_grad()
+    def averaged_encoder(self, x: torch.Tensor) -> torch.Tensor:
+        """E with the moving average of its weights (``train.ema``) on ``x`` ``(B, C, H, W)`` in
+        [0, 1]: raw codes ``(B, dim)``, without gradients. BatchNorm normalises with the batch's
+        own statistics, as in training; E's running statistics are left as they are (the pass
+        works on copies). A term that calls it declares ``"averaged_encoder"`` in ``needs``, so a
+        recipe without ``train.ema`` is refused before training.
+
+        Raises:
+            RecipeError: the run keeps no moving average (``train.ema`` is off).
+        """
+        if self.average is None:
+            raise RecipeError("a loss term reads E's averaged weights, but train.ema is off: set train.ema (e.g. 0.999)")
+        module = getattr(self.encoder, "_orig_mod", self.encoder)  # torch.compile's wrapper shares these weights
+        state = {name: b.clone() for name, b in module.named_buffers()}
+        state.update(self.average.averages_of("encoder"))
+        return torch.func.functional_call(module, state, (x,))
 
     def _d_view(self, x: torch.Tensor) -> torch.Tensor:
         """What D sees of an image batch: DiffAugment's transform when ``train.d_augment`` names one."""
@@ -151,8 +170,14 @@ class Trainer:
         self.networks.to(self.device, memory_format=self.layout)
         self.losses = build_losses(recipe.losses, self.spec)
         needs = frozenset().union(*(term.needs for term in self.losses.values()))
+        if "averaged_encoder" in needs and not recipe.train.ema:
+            users = [n for n, t in self.losses.items() if "averaged_encoder" in t.needs]
+            raise RecipeError(f"losses.{users[0]} reads E's averaged weights, but train.ema is off: "
+                              "set train.ema (e.g. 0.999) or let the term read E's own weights")
+        self.average = WeightAverage(self.networks.ge_parts(), recipe.train.ema) if recipe.train.ema else None
         self.forward = ForwardPasses(*speed.step_networks(self.networks, fast), self.spec, fast.precision, needs,
-                                     terms=self.losses, d_augment=recipe.train.d_augment, network=recipe.model.network)
+                                     terms=self.losses, d_augment=recipe.train.d_augment, network=recipe.model.network,
+                                     average=self.average)
         if world.distributed:
             self.forward = distributed.wrap(self.forward, self.device)
             # rank-specific noise inside the networks (after DDP copied rank 0's weights)
@@ -162,7 +187,6 @@ class Trainer:
         o = recipe.optim
         self.opt_d = speed.adam(self.networks.d_parameters(), o.lr_d, o.betas, fast.optimizer, self.device)
         self.opt_ge = speed.adam(self.networks.ge_parameters(), o.lr_ge, o.betas, fast.optimizer, self.device)
-        self.average = WeightAverage(self.networks.ge_parts(), recipe.train.ema) if recipe.train.ema else None
         self.step = 0
         self.fixed_z = self._grid_latents()
         self.test = None

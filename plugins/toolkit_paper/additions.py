@@ -23,15 +23,21 @@ class Consistency(LossTerm):
     rows with ``max p >= threshold`` get the pseudo-label ``argmax p``; the term is the
     cross-entropy of ``E(strong(x))`` with it, averaged over the whole batch (FixMatch's
     unlabeled loss; rows below the threshold add 0); with ``labeled_rows: label`` a labeled row's
-    target is its label, confident or not. Trains E only. One E pass without
+    target is its label, confident or not; with ``teacher: averaged`` the weak view is read by
+    E with ``train.ema``'s averaged weights (Mean Teacher, Tarvainen & Valpola 2017). Trains E only. One E pass without
     gradients and one with, per step. Images are in [0, 1]; the views come from
     :func:`toolkit.augment.augment` with the options' policies.
     """
 
+    def __init__(self, spec, options=None):
+        super().__init__(spec, options)
+        self.needs = frozenset({"averaged_encoder"}) if options.teacher == "averaged" else frozenset()
+
     def extra_passes(self, nets, batch, step):
         x = batch["x_real"].detach()
+        teacher = nets.averaged_encoder if self.options.teacher == "averaged" else nets.encoder
         with torch.no_grad():
-            weak = nets.encoder(augment(x, self.options.weak)).float()
+            weak = teacher(augment(x, self.options.weak)).float()
         strong = nets.encoder(augment(x, self.options.strong, self.options.strong_strength))
         return {"weak": weak, "strong": strong}
 

@@ -110,6 +110,10 @@ class ConsistencyOptions(_Options):
         ["translation", "cutout", "brightness", "contrast"], description="the strong view's augmentation, per image, in order"
     )
     strong_strength: float = Field(1.0, ge=0, le=2, description="scales every strong operation's extent (1: DiffAugment's)")
+    teacher: Literal["encoder", "averaged"] = Field(
+        "encoder", description="who gives the pseudo-labels on the weak view: encoder (FixMatch: E itself) or averaged "
+        "(E with train.ema's moving average of its weights, as Mean Teacher's teacher; needs train.ema; no extra pass)"
+    )
     labeled_rows: Literal["pseudo_label", "label"] = Field(
         "pseudo_label", description="what a labeled row learns on the strong view: pseudo_label (FixMatch: every row "
         "alike) or label (its own label, whatever E's confidence; no extra pass)"
