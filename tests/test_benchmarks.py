@@ -121,6 +121,14 @@ def test_method_cost_times_each_option_against_the_recipe(tmp_path, capsys):
     assert all(float(row.split(" | ")[1]) > 0 for row in table)
 
 
+def test_every_method_cost_option_set_is_a_valid_recipe():
+    from toolkit.plugins import load_resolved
+
+    bench = load_benchmark(BENCH.parent / "method_cost.py")
+    for name, overrides in bench.OPTIONS.items():
+        assert load_resolved(str(BENCH.parent.parent / "recipes" / "quickstart.yaml"), [*overrides, "train.device=cpu"]), name
+
+
 def test_method_cost_only_names_every_option_set_and_rejects_unknown_ones(tmp_path, capsys):
     bench = load_benchmark(BENCH.parent / "method_cost.py")
     assert not [name for name in bench.OPTIONS if "," in name]  # --only splits on commas
