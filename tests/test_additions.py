@@ -13,7 +13,6 @@ from toolkit.train import ForwardPasses
 
 @pytest.mark.parametrize("name,options", [
     ("consistency", {"threshold": 0.0}),
-    ("consistency", {"labeled_rows": "label"}),
     ("consistency", {"teacher": "averaged", "threshold": 0.0}),
     ("sup", {"augment": ["affine", "translation"]}),
     ("r1", {}),
@@ -53,21 +52,6 @@ def test_consistency_trains_the_encoder_only_and_its_threshold_masks_rows():
     strict = build_losses({"consistency": LossConfig(options={"threshold": 1.0})}, spec)
     strict["consistency"].name = "consistency"
     assert strict["consistency"](out)["ge"].item() == 0.0, "no row is confident at threshold 1"
-
-
-def test_consistency_can_teach_labeled_rows_their_label_whatever_the_confidence():
-    from toolkit.losses import StepOutputs
-
-    spec = tiny_spec()
-    terms = build_losses({"consistency": LossConfig(options={"threshold": 1.0, "labeled_rows": "label"})}, spec)
-    _, _, outputs, extra = _step(terms)
-    labels = torch.tensor([2, -1, 0, -1, -1, 3])
-    out = StepOutputs(torch.zeros(1), {"shape": labels}, z_fake=None, step=1, extra=extra, **outputs)
-    loss = terms["consistency"](out)["ge"]
-    strong = extra["consistency"]["strong"][:, spec.slices["shape"]]
-    known = labels >= 0
-    expected = torch.nn.functional.cross_entropy(strong[known], labels[known], reduction="sum") / len(labels)
-    assert torch.allclose(loss, expected), "no row is confident at threshold 1: only the labeled rows count"
 
 
 def test_an_averaged_teacher_reads_the_weak_view_with_the_averaged_weights_and_no_gradient():

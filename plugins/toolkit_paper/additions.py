@@ -22,8 +22,7 @@ class Consistency(LossTerm):
     For each supervised categorical variable: ``p = softmax(E(weak(x)))`` without gradients;
     rows with ``max p >= threshold`` get the pseudo-label ``argmax p``; the term is the
     cross-entropy of ``E(strong(x))`` with it, averaged over the whole batch (FixMatch's
-    unlabeled loss; rows below the threshold add 0); with ``labeled_rows: label`` a labeled row's
-    target is its label, confident or not; with ``teacher: averaged`` the weak view is read by
+    unlabeled loss; rows below the threshold add 0); with ``teacher: averaged`` the weak view is read by
     E with ``train.ema``'s averaged weights (Mean Teacher, Tarvainen & Valpola 2017). Trains E only. One E pass without
     gradients and one with, per step. Images are in [0, 1]; the views come from
     :func:`toolkit.augment.augment` with the options' policies.
@@ -49,11 +48,6 @@ class Consistency(LossTerm):
             probs = views["weak"][:, s].softmax(1)
             confidence, pseudo = probs.max(1)
             mask = (confidence >= self.options.threshold).float()
-            if self.options.labeled_rows == "label":  # a labeled row learns its own label
-                labels = out.labels[v.name]
-                known = labels >= 0
-                pseudo = torch.where(known, labels, pseudo)
-                mask = torch.where(known, torch.ones_like(mask), mask)
             ce = F.cross_entropy(views["strong"][:, s].float(), pseudo, reduction="none")
             total = total + (ce * mask).mean()
         return {"ge": total}

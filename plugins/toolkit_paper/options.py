@@ -114,10 +114,6 @@ class ConsistencyOptions(_Options):
         "encoder", description="who gives the pseudo-labels on the weak view: encoder (FixMatch: E itself) or averaged "
         "(E with train.ema's moving average of its weights, as Mean Teacher's teacher; needs train.ema; no extra pass)"
     )
-    labeled_rows: Literal["pseudo_label", "label"] = Field(
-        "pseudo_label", description="what a labeled row learns on the strong view: pseudo_label (FixMatch: every row "
-        "alike) or label (its own label, whatever E's confidence; no extra pass)"
-    )
 
 
 class GradientPenaltyOptions(_Options):
