@@ -22,10 +22,10 @@ class Consistency(LossTerm):
     For each supervised categorical variable: ``p = softmax(E(weak(x)))`` without gradients;
     rows with ``max p >= threshold`` get the pseudo-label ``argmax p``; the term is the
     cross-entropy of ``E(strong(x))`` with it, averaged over the whole batch (FixMatch's
-    unlabeled loss; rows below the threshold add 0); with ``teacher: averaged`` the weak view is read by
-    E with ``train.ema``'s averaged weights (Mean Teacher, Tarvainen & Valpola 2017). Trains E only. One E pass without
-    gradients and one with, per step. Images are in [0, 1]; the views come from
-    :func:`toolkit.augment.augment` with the options' policies.
+    unlabeled loss; rows below the threshold add 0). With ``teacher: averaged`` the weak view
+    is read by E with ``train.ema``'s averaged weights (Mean Teacher, Tarvainen & Valpola 2017).
+    Trains E only. One E pass without gradients and one with, per step. Images are in [0, 1];
+    the views come from :func:`toolkit.augment.augment` with the options' policies.
     """
 
     def __init__(self, spec, options=None):
