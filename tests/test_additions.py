@@ -14,6 +14,7 @@ from toolkit.train import ForwardPasses
 @pytest.mark.parametrize("name,options", [
     ("consistency", {"threshold": 0.0}),
     ("consistency", {"teacher": "averaged", "threshold": 0.0}),
+    ("consistency", {"unlabeled_ratio": 2, "threshold": 0.0}),
     ("sup", {"augment": ["affine", "translation"]}),
     ("r1", {}),
     ("r1", {"target": "fake", "wrt_code": False}),
@@ -52,6 +53,23 @@ def test_consistency_trains_the_encoder_only_and_its_threshold_masks_rows():
     strict = build_losses({"consistency": LossConfig(options={"threshold": 1.0})}, spec)
     strict["consistency"].name = "consistency"
     assert strict["consistency"](out)["ge"].item() == 0.0, "no row is confident at threshold 1"
+
+
+def test_consistency_with_an_unlabeled_ratio_reads_the_batch_and_the_more_images():
+    spec = tiny_spec()
+    options = {"unlabeled_ratio": 3, "threshold": 0.0, "weak": []}  # an untransformed weak view: E's plain codes
+    terms = build_losses({"consistency": LossConfig(options=options)}, spec)
+    assert terms["consistency"].unlabeled_ratio == 3
+    torch.manual_seed(0)
+    nets = linear_networks(spec)
+    forward = ForwardPasses(nets.generator, nets.encoder, nets.discriminator, spec, terms=terms)
+    x_real, x_more = torch.rand(4, 1, 28, 28), torch.rand(12, 1, 28, 28)
+    _, extra = forward(x_real, spec.sample(4), 1, x_more)
+    views = extra["consistency"]
+    assert views["weak"].shape == views["strong"].shape == (16, spec.dim), "(1 + mu) * B rows: the batch and mu * B more"
+    with torch.no_grad():
+        plain = nets.encoder(torch.cat([x_real, x_more]))
+    torch.testing.assert_close(views["weak"], plain)  # the batch first, then the more images, in order
 
 
 def test_an_averaged_teacher_reads_the_weak_view_with_the_averaged_weights_and_no_gradient():

@@ -43,6 +43,37 @@ def test_resume_gives_the_same_weights_as_training_straight_through(tmp_path):
     assert_same_state(straight, second)
 
 
+def test_a_term_with_an_unlabeled_ratio_gets_that_many_more_real_images_and_resume_stays_exact(tmp_path, monkeypatch):
+    def with_consistency(steps):
+        recipe = tiny_recipe(steps=steps, checkpoint_every=100)
+        data = recipe.model_dump()
+        data["losses"]["consistency"] = {"weight": 1.0, "options": {"unlabeled_ratio": 2, "threshold": 0.0}}
+        return type(recipe).model_validate(data)
+
+    seen = []
+    trainer = Trainer(with_consistency(1), tmp_path / "a", "cpu")
+    original = trainer.forward.forward
+
+    def spy(x_real, z_fake, step=0, x_unlabeled=None):
+        seen.append((len(x_real), None if x_unlabeled is None else tuple(x_unlabeled.shape)))
+        return original(x_real, z_fake, step, x_unlabeled)
+
+    monkeypatch.setattr(trainer.forward, "forward", spy)
+    trainer.train_step(1)
+    batch = trainer.recipe.optim.batch_size
+    assert seen == [(batch, (2 * batch, *trainer.image_shape))]
+
+    straight = Trainer(with_consistency(4), tmp_path / "b", "cpu")
+    straight.run()
+    first = Trainer(with_consistency(2), tmp_path / "c", "cpu")
+    first.run()
+    torch.manual_seed(999)
+    second = Trainer(with_consistency(4), tmp_path / "c", "cpu")
+    second.load_resume()
+    second.run()
+    assert_same_state(straight, second)
+
+
 # -- interrupted runs continue exactly --------------------------------------------------------
 def rows(run):
     """The metrics rows without the wall-clock fields."""

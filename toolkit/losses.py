@@ -52,9 +52,15 @@ class LossTerm:
     encodings of generated images with E's weights held fixed, :attr:`StepOutputs.raw_fake_fixed`;
     ``"averaged_encoder"``: the term's own passes call ``nets.averaged_encoder(x)``, E with
     ``train.ema``'s averaged weights, so a recipe without ``train.ema`` is refused before training).
+
+    ``unlabeled_ratio`` (FixMatch's mu): how many more real training images per batch row the
+    term's own passes read; the trainer draws ``unlabeled_ratio * batch_size`` of them uniformly
+    from the whole training set each step (labels unused) and hands them to
+    :meth:`extra_passes` as ``batch["x_unlabeled"]``. 0 (default): none are drawn.
     """
 
     needs: frozenset = frozenset()
+    unlabeled_ratio: int = 0
     name: str = ""  # the recipe's name for the term (set by build_losses)
 
     def __init__(self, spec, options=None):
@@ -72,7 +78,9 @@ class LossTerm:
                 training mode) and ``spec``.
             batch: the step's ``x_real`` ``(B, C, H, W)`` in [0, 1], ``z_fake`` ``(B, dim)``,
                 ``z_real`` (E's code of ``x_real``), ``x_fake`` (G's images of ``z_fake``) and
-                ``raw_real``; they carry gradients (detach what the pass must not train).
+                ``raw_real``; they carry gradients (detach what the pass must not train); and
+                ``x_unlabeled`` ``(mu * B, C, H, W)`` in [0, 1] when the term's
+                ``unlabeled_ratio`` mu is above 0.
             step: the 1-based training step (a lazy penalty runs every k steps).
 
         Returns:

@@ -84,14 +84,17 @@ class ForwardPasses(torch.nn.Module):
         """What D sees of an image batch: DiffAugment's transform when ``train.d_augment`` names one."""
         return augment(x, self.d_augment) if self.d_augment else x
 
-    def forward(self, x_real: torch.Tensor, z_fake: torch.Tensor, step: int = 0):
+    def forward(self, x_real: torch.Tensor, z_fake: torch.Tensor, step: int = 0, x_unlabeled: torch.Tensor | None = None):
         """Returns ``(outputs, extra)``: the named outputs in fp32, and each extra-pass term's tensors.
+
+        ``x_unlabeled``: the more real images that terms with an ``unlabeled_ratio`` read in
+        their own passes (:class:`~toolkit.losses.LossTerm`), or None.
 
         An exception inside the networks is one line naming the network's plugin (traceback with
         ``--debug``); one inside a term's extra passes names the loss term.
         """
         try:
-            return self._passes(x_real, z_fake, step)
+            return self._passes(x_real, z_fake, step, x_unlabeled)
         except ToolkitError:
             raise
         except Exception as exc:  # inside a network plugin: one line naming it (traceback with --debug)
@@ -99,7 +102,7 @@ class ForwardPasses(torch.nn.Module):
                 raise  # a smoke test's check says what broke (toolkit.testing)
             raise network_failure(self.network, exc, len(x_real)) from exc
 
-    def _passes(self, x_real: torch.Tensor, z_fake: torch.Tensor, step: int):
+    def _passes(self, x_real: torch.Tensor, z_fake: torch.Tensor, step: int, x_unlabeled: torch.Tensor | None):
         seen = self.check or _as_is
         image, code, logit = tuple(x_real.shape), (len(x_real), self.spec.dim), (len(x_real), 1)
         with speed.autocast(self.precision, x_real.device):
@@ -121,6 +124,8 @@ class ForwardPasses(torch.nn.Module):
                     out["raw_swap_fixed"] = seen("E(G(u of E(x), c of z)), E's weights held fixed",
                                                  with_fixed_weights(self.encoder, x_swap), code)
             batch = {"x_real": x_real, "z_fake": z_fake, "z_real": z_real, "x_fake": x_fake, "raw_real": raw_real}
+            if x_unlabeled is not None:
+                batch["x_unlabeled"] = x_unlabeled
             extra = {name: self._extra_passes(name, term, batch, step) for name, term in self._extra_terms.items()}
         return {k: v.float() for k, v in out.items()}, extra
 
@@ -184,6 +189,9 @@ class Trainer:
             torch.manual_seed(recipe.seed + 1_000_003 * world.rank)
         # prior codes of the global batch: the same on every rank
         self.z_rng = torch.Generator(device=self.device).manual_seed(recipe.seed + 2)
+        # FixMatch's mu: more real images per batch row for the terms that read them (uniform, labels unused)
+        self.unlabeled_ratio = max((getattr(t, "unlabeled_ratio", 0) for t in self.losses.values()), default=0)
+        self.unlabeled_rng = torch.Generator().manual_seed(recipe.seed + 3)
         o = recipe.optim
         self.opt_d = speed.adam(self.networks.d_parameters(), o.lr_d, o.betas, fast.optimizer, self.device)
         self.opt_ge = speed.adam(self.networks.ge_parameters(), o.lr_ge, o.betas, fast.optimizer, self.device)
@@ -197,21 +205,33 @@ class Trainer:
         self._count = 0
 
     # -- one step ------------------------------------------------------------------------
+    def _on_device(self, index: torch.Tensor) -> torch.Tensor:
+        """``index`` (CPU int64) on the device; from pinned memory the copy is asynchronous."""
+        return (index.pin_memory() if self.device.type == "cuda" else index).to(self.device, non_blocking=True)
+
+    def _real_images(self, index: torch.Tensor) -> torch.Tensor:
+        """The training images at ``index`` (on the device), as floats in [0, 1]."""
+        return self.images[index].float().div_(255.0).contiguous(memory_format=self.layout)
+
     def train_step(self, step: int) -> None:
         """One D update and one G/E update (1-based ``step``)."""
         dev, world = self.device, self.world
         index, _ = self.sampler.draw(step)
         z_fake = self.spec.sample(len(index), generator=self.z_rng, device=dev)
+        more = None
+        if self.unlabeled_ratio:
+            more = torch.randint(len(self.images), (self.unlabeled_ratio * len(index),), generator=self.unlabeled_rng)
         if world.distributed:  # every rank drew the global batch: keep this rank's slice
             share = len(index) // world.size
             mine = slice(world.rank * share, (world.rank + 1) * share)
             index, z_fake = index[mine], z_fake[mine]
-        if dev.type == "cuda":  # from pinned memory the copy is asynchronous (pageable memory syncs)
-            index = index.pin_memory()
-        index = index.to(dev, non_blocking=True)
-        x_real = self.images[index].float().div_(255.0).contiguous(memory_format=self.layout)
+            if more is not None:
+                more = more[world.rank * share * self.unlabeled_ratio : (world.rank + 1) * share * self.unlabeled_ratio]
+        index = self._on_device(index)
+        x_real = self._real_images(index)
         labels = {name: lab[index] for name, lab in self.labels.items()}
-        outputs, extra = self.forward(x_real, z_fake, step)
+        x_unlabeled = self._real_images(self._on_device(more)) if more is not None else None
+        outputs, extra = self.forward(x_real, z_fake, step, x_unlabeled)
         out = StepOutputs(x_real, labels, z_fake=z_fake, step=step, extra=extra, **outputs)
 
         ge_total, d_total = 0.0, 0.0
@@ -331,6 +351,7 @@ class Trainer:
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
         tensors["rng.sampler"] = self.sampler.state()
         tensors["rng.z"] = self.z_rng.get_state()
+        tensors["rng.unlabeled"] = self.unlabeled_rng.get_state()
         resume_meta = dict(meta, kind="resume", optimizers=info, loss_steps=self._count, loss_names=list(self._sums),
                            bad_names=list(self._first_bad))
         ckpt.write_safetensors(self.folder.resume, tensors, resume_meta)
@@ -357,6 +378,8 @@ class Trainer:
         self.sampler.load_state(tensors["rng.sampler"])
         if "rng.z" in tensors:
             self.z_rng.set_state(tensors["rng.z"])
+        if "rng.unlabeled" in tensors:
+            self.unlabeled_rng.set_state(tensors["rng.unlabeled"])
         self._sums = {k: tensors[f"losses.sum.{k}"].to(self.device) for k in meta.get("loss_names", [])}
         self._first_bad = {k: tensors[f"losses.first_bad.{k}"].to(self.device) for k in meta.get("bad_names", [])}
         self._count = int(meta.get("loss_steps", 0))

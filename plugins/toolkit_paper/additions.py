@@ -24,6 +24,8 @@ class Consistency(LossTerm):
     cross-entropy of ``E(strong(x))`` with it, averaged over the whole batch (FixMatch's
     unlabeled loss; rows below the threshold add 0). With ``teacher: averaged`` the weak view
     is read by E with ``train.ema``'s averaged weights (Mean Teacher, Tarvainen & Valpola 2017).
+    With ``unlabeled_ratio`` mu > 0 the term reads mu * B more real images as well (FixMatch's
+    unlabeled batch of mu * B; the trainer draws them), so E's two passes see (1 + mu) * B images.
     Trains E only. One E pass without gradients and one with, per step. Images are in [0, 1];
     the views come from :func:`toolkit.augment.augment` with the options' policies.
     """
@@ -31,9 +33,12 @@ class Consistency(LossTerm):
     def __init__(self, spec, options=None):
         super().__init__(spec, options)
         self.needs = frozenset({"averaged_encoder"}) if options.teacher == "averaged" else frozenset()
+        self.unlabeled_ratio = options.unlabeled_ratio
 
     def extra_passes(self, nets, batch, step):
         x = batch["x_real"].detach()
+        if self.unlabeled_ratio:
+            x = torch.cat([x, batch["x_unlabeled"]])
         teacher = nets.averaged_encoder if self.options.teacher == "averaged" else nets.encoder
         with torch.no_grad():
             weak = teacher(augment(x, self.options.weak)).float()

@@ -110,6 +110,10 @@ class ConsistencyOptions(_Options):
         ["translation", "cutout", "brightness", "contrast"], description="the strong view's augmentation, per image, in order"
     )
     strong_strength: float = Field(1.0, ge=0, le=2, description="scales every strong operation's extent (1: DiffAugment's)")
+    unlabeled_ratio: int = Field(
+        0, ge=0, le=16, description="FixMatch's mu: mu * batch_size more real images per step, drawn uniformly from the "
+        "training set, join the step's batch for this term (FixMatch: 7); 0: the step's batch only"
+    )
     teacher: Literal["encoder", "averaged"] = Field(
         "encoder", description="who gives the pseudo-labels on the weak view: encoder (FixMatch: E itself) or averaged "
         "(E with train.ema's moving average of its weights, as Mean Teacher's teacher; needs train.ema; no extra pass)"
