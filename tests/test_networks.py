@@ -124,13 +124,15 @@ def test_fixed_init_keeps_the_codes_generator_and_uses_the_true_fan_in_for_e_and
     assert code.discriminator.image[1][0].weight.std().item() == pytest.approx((2 / 3) ** 0.5, rel=0.05)
 
 
+@pytest.mark.parametrize("upsampling,mode", [("resize", "nearest"), ("bilinear", "bilinear")])
 @pytest.mark.parametrize("family,shape", [("paper28", (1, 28, 28)), ("paper32", (3, 32, 32))])
-def test_resize_upsampling_has_no_transposed_stride_two_convolutions(family, shape):
+def test_resize_upsampling_has_no_transposed_stride_two_convolutions(family, shape, upsampling, mode):
     spec = _spec()
-    nets = build_networks(family, spec, shape, {"width": 0.125, "g_upsampling": "resize"})
+    nets = build_networks(family, spec, shape, {"width": 0.125, "g_upsampling": upsampling})
     strided = [m for m in nets.generator.modules() if isinstance(m, torch.nn.ConvTranspose2d) and m.stride != (1, 1)]
     assert not strided
-    assert any(isinstance(m, torch.nn.Upsample) for m in nets.generator.modules())
+    resizes = [m for m in nets.generator.modules() if isinstance(m, torch.nn.Upsample)]
+    assert resizes and all(m.mode == mode for m in resizes)
     with torch.no_grad():
         x = nets.generator(spec.sample(3))
     assert x.shape == (3, *shape) and 0 <= x.min() and x.max() <= 1

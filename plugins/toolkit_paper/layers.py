@@ -41,9 +41,10 @@ def block(layer: nn.Module, channels: int, options, two_d: bool, extra: nn.Modul
 
 
 def upsample(in_channels: int, out_channels: int, options) -> nn.Module:
-    """Double the resolution: a 4x4 stride-2 SAME transposed conv, or resize then a 3x3 conv."""
-    if options.g_upsampling == "resize":
-        return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(in_channels, out_channels, 3, 1, 1))
+    """Double the resolution: a 4x4 stride-2 SAME transposed conv, or resize (nearest or bilinear) then a 3x3 conv."""
+    if options.g_upsampling in ("resize", "bilinear"):
+        mode = "nearest" if options.g_upsampling == "resize" else "bilinear"
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode=mode), nn.Conv2d(in_channels, out_channels, 3, 1, 1))
     return nn.ConvTranspose2d(in_channels, out_channels, 4, 2, 1)
 
 

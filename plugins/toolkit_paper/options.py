@@ -35,9 +35,10 @@ class PaperNetworkOptions(_Options):
     d_spectral_norm: bool = Field(
         False, description="spectral normalisation of D's weights (torch's parametrization; Miyato et al. 2018; not in the paper)"
     )
-    g_upsampling: Literal["deconv", "resize"] = Field(
+    g_upsampling: Literal["deconv", "resize", "bilinear"] = Field(
         "deconv", description="how G doubles its resolution: deconv = 4x4 stride-2 transposed convolutions (paper, "
-        "code); resize = nearest-neighbour x2 then a 3x3 convolution (no checkerboard, Odena et al. 2016)"
+        "code); resize = nearest-neighbour x2 then a 3x3 convolution (no checkerboard, Odena et al. 2016); "
+        "bilinear = bilinear x2 then a 3x3 convolution"
     )
 
 
