@@ -38,6 +38,8 @@ OPTIONS = {
     "consistency teacher averaged": ["losses.consistency.weight=10", "losses.consistency.options.teacher=averaged",
                                      "train.ema=0.99"],
     "sup augment affine+translation": ["losses.sup.options.augment=[affine,translation]"],
+    "G upsampling nearest (resize)": ["model.options.g_upsampling=resize"],
+    "G upsampling bilinear": ["model.options.g_upsampling=bilinear"],
     "consistency unlabeled_ratio 3": ["losses.consistency.weight=10", "losses.consistency.options.unlabeled_ratio=3"],
     "consistency unlabeled_ratio 7": ["losses.consistency.weight=10", "losses.consistency.options.unlabeled_ratio=7"],
     "labeled floor 0.2": ["data.labeled_floor=0.2"],
