@@ -97,6 +97,12 @@ def has_extra_passes(term) -> bool:
     return callable(method) and method is not LossTerm.extra_passes
 
 
+def unlabeled_ratio(terms) -> int:
+    """The most :attr:`LossTerm.unlabeled_ratio` among ``terms`` (a dict by name): how many more
+    real images per batch row the step draws for them (0: none)."""
+    return max((getattr(t, "unlabeled_ratio", 0) for t in (terms or {}).values()), default=0)
+
+
 def ramp_factor(step: int, ramp: int) -> float:
     """Linear ramp from 0 to 1 over ``ramp`` steps (1-based step: 1/ramp at step 1)."""
     return 1.0 if ramp <= 0 else min(1.0, step / ramp)

@@ -198,7 +198,7 @@ def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None, term
     import torch
 
     from .ema import WeightAverage
-    from .losses import StepOutputs
+    from .losses import StepOutputs, unlabeled_ratio
     from .train import ForwardPasses
 
     def checked(what, value, shape):
@@ -211,7 +211,7 @@ def _forward(nets, spec, image_shape, batch: int, labels: dict, check=None, term
     passes = ForwardPasses(nets.generator, nets.encoder, nets.discriminator, spec,
                            needs=frozenset({"swap", "fixed_encoder", "averaged_encoder"}), check=checked, terms=terms,
                            network=network, average=WeightAverage(nets.ge_parts(), 0.99))
-    ratio = max((getattr(t, "unlabeled_ratio", 0) for t in (terms or {}).values()), default=0)
+    ratio = unlabeled_ratio(terms)
     x_unlabeled = torch.rand(ratio * batch, *image_shape) if ratio else None
     outputs, extra = passes(x_real, z_fake, 1, x_unlabeled)
     return StepOutputs(x_real, labels, z_fake=z_fake, step=1, extra=extra, **outputs)

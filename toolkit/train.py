@@ -28,7 +28,7 @@ from .evaluate import evaluate
 from .files import atomic_write
 from .images import save_grid
 from .latent import LatentSpec, build_spec
-from .losses import StepOutputs, build_losses, describe_bad_loss, has_extra_passes, loss_origin, ramp_factor, run_term
+from .losses import StepOutputs, build_losses, describe_bad_loss, has_extra_passes, loss_origin, ramp_factor, run_term, unlabeled_ratio
 from .model import Model
 from .networks import build_networks, network_failure, reestimating_norms, with_fixed_weights
 from .plugins import plugin_versions
@@ -190,7 +190,7 @@ class Trainer:
         # prior codes of the global batch: the same on every rank
         self.z_rng = torch.Generator(device=self.device).manual_seed(recipe.seed + 2)
         # FixMatch's mu: more real images per batch row for the terms that read them (uniform, labels unused)
-        self.unlabeled_ratio = max((getattr(t, "unlabeled_ratio", 0) for t in self.losses.values()), default=0)
+        self.unlabeled_ratio = unlabeled_ratio(self.losses)
         self.unlabeled_rng = torch.Generator().manual_seed(recipe.seed + 3)
         o = recipe.optim
         self.opt_d = speed.adam(self.networks.d_parameters(), o.lr_d, o.betas, fast.optimizer, self.device)
@@ -218,19 +218,18 @@ class Trainer:
         dev, world = self.device, self.world
         index, _ = self.sampler.draw(step)
         z_fake = self.spec.sample(len(index), generator=self.z_rng, device=dev)
-        more = None
+        more = None  # (B, mu): the more real images of each batch row, for terms with an unlabeled_ratio
         if self.unlabeled_ratio:
-            more = torch.randint(len(self.images), (self.unlabeled_ratio * len(index),), generator=self.unlabeled_rng)
+            more = torch.randint(len(self.images), (len(index), self.unlabeled_ratio), generator=self.unlabeled_rng)
         if world.distributed:  # every rank drew the global batch: keep this rank's slice
             share = len(index) // world.size
             mine = slice(world.rank * share, (world.rank + 1) * share)
             index, z_fake = index[mine], z_fake[mine]
-            if more is not None:
-                more = more[world.rank * share * self.unlabeled_ratio : (world.rank + 1) * share * self.unlabeled_ratio]
+            more = None if more is None else more[mine]
         index = self._on_device(index)
         x_real = self._real_images(index)
         labels = {name: lab[index] for name, lab in self.labels.items()}
-        x_unlabeled = self._real_images(self._on_device(more)) if more is not None else None
+        x_unlabeled = None if more is None else self._real_images(self._on_device(more.flatten()))
         outputs, extra = self.forward(x_real, z_fake, step, x_unlabeled)
         out = StepOutputs(x_real, labels, z_fake=z_fake, step=step, extra=extra, **outputs)
 
