@@ -21,6 +21,7 @@ from toolkit.train import ForwardPasses
     ("adv", {"form": "hinge"}),
     ("info", {"augment": ["translation", "blur", "noise"]}),
     ("info", {"augment": ["blur"], "translations": True, "supervised_by": "labels"}),
+    ("mode_seeking", {}),
 ])
 def test_new_terms_pass_the_plugin_contract(name, options):
     parts = smoke_test_loss(name, options)
@@ -144,6 +145,43 @@ def test_r1_is_the_squared_input_gradient_of_d_and_runs_lazily():
         assert extra["r1"] == {}
         assert terms["r1"](StepOutputs(x, {}, z_fake=None, step=skipped, extra=extra, **outputs))["d"].item() == 0
     assert _step(terms, step=4)[3]["r1"], "computed again 3 steps later"
+
+
+def test_mode_seeking_compares_two_draws_that_differ_only_in_u_and_trains_g_only():
+    from toolkit.losses import StepOutputs
+
+    spec = tiny_spec()
+    terms = build_losses({"mode_seeking": LossConfig()}, spec)
+    terms["mode_seeking"].name = "mode_seeking"
+    torch.manual_seed(0)
+    nets = linear_networks(spec)
+    drawn = []
+    nets.generator.register_forward_hook(lambda module, args, out: drawn.append(args[0]))
+    forward = ForwardPasses(nets.generator, nets.encoder, nets.discriminator, spec, terms=terms)
+    outputs, extra = forward(torch.rand(6, 1, 28, 28), spec.sample(6), 1)
+    z1, z2 = drawn[0], drawn[-1]  # the step's G(z), then the term's second draw
+    u = spec.slices["u"]
+    others = [i for i in range(spec.dim) if i not in range(u.start, u.stop)]
+    assert torch.equal(z1[:, others], z2[:, others]) and not torch.equal(z1[:, u], z2[:, u])
+    x1, x2 = nets.generator(z1), nets.generator(z2)
+    ratio = (x2 - x1).abs().mean() / (z2[:, u] - z1[:, u]).abs().mean()
+    out = StepOutputs(torch.zeros(1), {}, z_fake=None, step=1, extra=extra, **outputs)
+    loss = terms["mode_seeking"](out)["ge"]
+    assert torch.allclose(loss, 1 / (ratio + 1e-5), rtol=1e-4)
+    grads = torch.autograd.grad(loss, list(nets.generator.parameters()) + list(nets.encoder.parameters())
+                                + list(nets.discriminator.parameters()), allow_unused=True)
+    n_gen = len(list(nets.generator.parameters()))
+    assert any(g is not None and g.abs().sum() > 0 for g in grads[:n_gen])
+    assert all(g is None for g in grads[n_gen:]), "only G is trained by the term"
+
+
+def test_mode_seeking_without_u_is_refused_before_training():
+    from toolkit.errors import RecipeError
+    from toolkit.latent import LatentSpec, Variable
+
+    spec = LatentSpec(0, [Variable("k", "categorical", classes=["a", "b"])])
+    with pytest.raises(RecipeError, match="latent.u.size is 0"):
+        build_losses({"mode_seeking": LossConfig()}, spec)
 
 
 def test_the_trainers_loss_checks_accept_a_lazy_terms_constant_on_its_off_steps():

@@ -94,6 +94,38 @@ def test_code_softmaxes_only_categorical_slices():
         assert torch.allclose(code[:, s].sum(1), torch.ones(5))
 
 
+def test_harden_gives_one_hots_forward_and_the_soft_gradient_backward():
+    spec = _spec()
+    raw = (torch.randn(6, spec.dim) * 3).requires_grad_(True)
+    code = spec.code(raw)
+    hard = spec.harden(code)
+    for name in ("u", "c1", "c2"):
+        s = spec.slices[name]
+        assert torch.equal(hard[:, s], code[:, s])
+    for name in ("digit", "style"):
+        s = spec.slices[name]
+        expected = torch.nn.functional.one_hot(code[:, s].argmax(1), s.stop - s.start).float()
+        assert torch.equal(hard[:, s].detach(), expected)
+    weights = torch.randn(spec.dim)
+    (hard * weights).sum().backward()
+    straight = raw.grad.clone()
+    raw.grad = None
+    (spec.code(raw) * weights).sum().backward()
+    assert torch.allclose(straight, raw.grad)  # straight-through: the gradient of the soft code
+
+
+def test_with_labels_sets_labeled_rows_one_hot_and_keeps_the_rest():
+    spec = _spec()
+    z = spec.code(torch.randn(4, spec.dim))
+    labeled = spec.with_labels(z, {"digit": torch.tensor([3, -1, 0, -1])})
+    digit = spec.slices["digit"]
+    assert torch.equal(labeled[0, digit], torch.nn.functional.one_hot(torch.tensor(3), 10).float())
+    assert torch.equal(labeled[2, digit], torch.nn.functional.one_hot(torch.tensor(0), 10).float())
+    assert torch.equal(labeled[[1, 3]], z[[1, 3]])  # unlabeled rows keep their code
+    others = [i for i in range(spec.dim) if i not in range(digit.start, digit.stop)]
+    assert torch.equal(labeled[:, others], z[:, others])  # u, continuous and unlabeled variables too
+
+
 def test_code_with_categorical_last():
     spec = LatentSpec(2, [Variable("c", "continuous"), Variable("k", "categorical", classes=["a", "b"])])
     raw = torch.randn(3, spec.dim)

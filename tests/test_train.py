@@ -54,9 +54,9 @@ def test_a_term_with_an_unlabeled_ratio_gets_that_many_more_real_images_and_resu
     trainer = Trainer(with_consistency(1), tmp_path / "a", "cpu")
     original = trainer.forward.forward
 
-    def spy(x_real, z_fake, step=0, x_unlabeled=None):
+    def spy(x_real, z_fake, step=0, x_unlabeled=None, labels=None):
         seen.append((len(x_real), None if x_unlabeled is None else tuple(x_unlabeled.shape)))
-        return original(x_real, z_fake, step, x_unlabeled)
+        return original(x_real, z_fake, step, x_unlabeled, labels)
 
     monkeypatch.setattr(trainer.forward, "forward", spy)
     trainer.train_step(1)
@@ -320,6 +320,43 @@ def test_information_on_translations_runs_the_extra_pass_and_changes_the_update(
     g_plain = dict(plain.networks.generator.named_parameters())
     assert any(not torch.equal(g_swap[k], g_plain[k]) for k in g_swap)
     assert all(torch.isfinite(p).all() for p in g_swap.values())
+
+
+@pytest.mark.parametrize("d_code", ["soft", "hard", "labels"])
+def test_d_code_sets_what_d_sees_beside_a_real_image_and_e_still_learns_from_d(tmp_path, d_code):
+    import copy
+
+    from tiny import TINY
+
+    from toolkit.plugins import resolve
+    from toolkit.recipe import parse_recipe
+
+    data = copy.deepcopy(TINY)
+    data["train"]["d_code"] = d_code
+    trainer = Trainer(resolve(parse_recipe(data)), tmp_path, "cpu")
+    seen = []
+    hook = trainer.networks.discriminator.register_forward_hook(lambda module, args, out: seen.append(args[1]))
+    label = next(iter(trainer.labels.values()))
+    index = torch.cat([torch.nonzero(label >= 0)[:4, 0], torch.nonzero(label < 0)[:4, 0]])
+    x = trainer.images[index].float() / 255
+    labels = {name: lab[index] for name, lab in trainer.labels.items()}
+    known = {name: lab >= 0 for name, lab in labels.items()}
+    assert any(k.any() for k in known.values()) and not all(k.all() for k in known.values())
+    outputs, _ = trainer.forward(x, trainer.spec.sample(8), labels=labels)
+    hook.remove()
+    real_code = seen[0]  # D(x, E(x)) comes before D(G(z), z)
+    for v in trainer.spec.categorical:
+        part = real_code[:, trainer.spec.slices[v.name]]
+        one_hot = bool(((part == 0) | (part == 1)).all() and (part.sum(1) == 1).all())
+        assert one_hot == (d_code != "soft")
+        if v.name in labels:
+            rows = known[v.name]
+            follows_label = torch.equal(part[rows].argmax(1), labels[v.name][rows])
+            follows_e = torch.equal(part[rows].argmax(1), outputs["raw_real"][rows][:, trainer.spec.slices[v.name]].argmax(1))
+            assert follows_label if d_code == "labels" else follows_e
+    e_params = list(trainer.networks.encoder.parameters())
+    grads = torch.autograd.grad(outputs["d_real"].sum(), e_params, allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in grads)  # E is trained through D's real pairs
 
 
 @pytest.mark.parametrize("supervised_by", ["labels_and_samples", "labels"])

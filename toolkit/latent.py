@@ -205,6 +205,35 @@ class LatentSpec:
             parts.append(raw[:, start:])
         return torch.cat(parts, dim=1)
 
+    def harden(self, z: torch.Tensor) -> torch.Tensor:
+        """Code ``(B, dim)`` -> the same code with each categorical part a one-hot of its argmax,
+        with the straight-through gradient (Bengio et al. 2013): the forward value is one-hot, the
+        backward pass is the soft probabilities' identity. u and continuous parts are unchanged.
+        Used for D's view of E(x) (``train.d_code: hard``), so that a real code is one-hot like a
+        prior one and D cannot tell real from generated pairs by how confident E is."""
+        parts = []
+        for name, s in self.slices.items():
+            part = z[:, s]
+            if name != "u" and self[name].kind == "categorical":
+                hard = torch.nn.functional.one_hot(part.argmax(1), part.shape[1]).to(part.dtype)
+                part = hard + (part - part.detach())  # exactly one-hot forward
+            parts.append(part)
+        return torch.cat(parts, dim=1)
+
+    def with_labels(self, z: torch.Tensor, labels: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Code ``(B, dim)`` with each supervised categorical variable of the labeled rows set to
+        the one-hot of its label. ``labels``: per variable name, class indices ``(B,)``, -1 = no
+        label (that row keeps its code). Variables missing from ``labels`` are unchanged."""
+        z = z.clone()
+        for v in self.categorical:
+            if v.name not in labels:
+                continue
+            s, index = self.slices[v.name], labels[v.name]
+            known = index >= 0
+            one_hot = torch.nn.functional.one_hot(index.clamp(min=0), v.size).to(z.dtype)
+            z[:, s] = torch.where(known[:, None], one_hot, z[:, s])
+        return z
+
     def unpack(self, z: torch.Tensor) -> dict[str, torch.Tensor]:
         """Split Z into ``{'u': ..., name: ...}``."""
         return {name: z[:, s] for name, s in self.slices.items()}

@@ -280,6 +280,12 @@ class TrainConfig(Strict):
         "transforms, per image, of every image D sees, real and generated, in this order (e.g. [translation, "
         "cutout]; flip only where the classes allow mirroring); [] = off"
     )
+    d_code: Literal["soft", "hard", "labels"] = Field(
+        "soft", description="the categorical code D sees beside a real image: soft = E's softmax (the paper; a "
+        "prior code is one-hot, so D can tell pairs apart by E's confidence), hard = a one-hot of E's argmax "
+        "with the straight-through gradient to E, labels = hard, and labeled rows carry their label's one-hot "
+        "(not in the paper)"
+    )
     speed: SpeedConfig = Field(default_factory=SpeedConfig)
 
 

@@ -52,7 +52,7 @@ class ForwardPasses(torch.nn.Module):
 
     def __init__(self, generator, encoder, discriminator, spec: LatentSpec, precision: str = "fp32",
                  needs: frozenset = frozenset(), check=None, terms: dict | None = None, d_augment: tuple = (),
-                 network: str = "", average: WeightAverage | None = None):
+                 network: str = "", average: WeightAverage | None = None, d_code: str = "soft"):
         super().__init__()
         self.generator, self.encoder, self.discriminator = generator, encoder, discriminator
         self.spec, self.precision, self.check, self.network = spec, precision, check, network
@@ -61,6 +61,7 @@ class ForwardPasses(torch.nn.Module):
         # terms with passes of their own (not submodules: they hold no weights of their own)
         self._extra_terms = {name: t for name, t in (terms or {}).items() if has_extra_passes(t)}
         self.d_augment = tuple(d_augment)
+        self.d_code = d_code  # train.d_code: what D sees of E(x)'s categorical parts
 
     @torch.no_grad()
     def averaged_encoder(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,17 +85,27 @@ class ForwardPasses(torch.nn.Module):
         """What D sees of an image batch: DiffAugment's transform when ``train.d_augment`` names one."""
         return augment(x, self.d_augment) if self.d_augment else x
 
-    def forward(self, x_real: torch.Tensor, z_fake: torch.Tensor, step: int = 0, x_unlabeled: torch.Tensor | None = None):
+    def _d_code(self, z_real: torch.Tensor, labels: dict[str, torch.Tensor] | None) -> torch.Tensor:
+        """The code D sees beside a real image (``train.d_code``): E's soft code, its one-hots
+        (straight-through), or those with the labeled rows' labels."""
+        if self.d_code == "soft":
+            return z_real
+        hard = self.spec.harden(z_real)
+        return self.spec.with_labels(hard, labels) if self.d_code == "labels" and labels else hard
+
+    def forward(self, x_real: torch.Tensor, z_fake: torch.Tensor, step: int = 0, x_unlabeled: torch.Tensor | None = None,
+                labels: dict[str, torch.Tensor] | None = None):
         """Returns ``(outputs, extra)``: the named outputs in fp32, and each extra-pass term's tensors.
 
         ``x_unlabeled``: the more real images that terms with an ``unlabeled_ratio`` read in
-        their own passes (:class:`~toolkit.losses.LossTerm`), or None.
+        their own passes (:class:`~toolkit.losses.LossTerm`), or None. ``labels``: per supervised
+        variable, class indices ``(B,)`` (-1: none), for ``train.d_code: labels``.
 
         An exception inside the networks is one line naming the network's plugin (traceback with
         ``--debug``); one inside a term's extra passes names the loss term.
         """
         try:
-            return self._passes(x_real, z_fake, step, x_unlabeled)
+            return self._passes(x_real, z_fake, step, x_unlabeled, labels)
         except ToolkitError:
             raise
         except Exception as exc:  # inside a network plugin: one line naming it (traceback with --debug)
@@ -102,7 +113,8 @@ class ForwardPasses(torch.nn.Module):
                 raise  # a smoke test's check says what broke (toolkit.testing)
             raise network_failure(self.network, exc, len(x_real)) from exc
 
-    def _passes(self, x_real: torch.Tensor, z_fake: torch.Tensor, step: int, x_unlabeled: torch.Tensor | None):
+    def _passes(self, x_real: torch.Tensor, z_fake: torch.Tensor, step: int, x_unlabeled: torch.Tensor | None,
+                labels: dict[str, torch.Tensor] | None = None):
         seen = self.check or _as_is
         image, code, logit = tuple(x_real.shape), (len(x_real), self.spec.dim), (len(x_real), 1)
         with speed.autocast(self.precision, x_real.device):
@@ -111,7 +123,8 @@ class ForwardPasses(torch.nn.Module):
             z_real = self.spec.code(raw_real.float())
             x_rec = seen("G(E(x))", self.generator(z_real), image)
             raw_fake = seen("E(G(z))", self.encoder(x_fake), code)
-            d_real = seen("D(x, E(x))", self.discriminator(self._d_view(x_real), z_real), logit)
+            z_real_d = self._d_code(z_real, labels)
+            d_real = seen("D(x, E(x))", self.discriminator(self._d_view(x_real), z_real_d), logit)
             d_fake = seen("D(G(z), z)", self.discriminator(self._d_view(x_fake), z_fake), logit)
             out = {"raw_real": raw_real, "z_real": z_real, "x_rec": x_rec, "x_fake": x_fake,
                    "raw_fake": raw_fake, "d_real": d_real, "d_fake": d_fake}
@@ -123,7 +136,8 @@ class ForwardPasses(torch.nn.Module):
                 if self.fixed_encoder:
                     out["raw_swap_fixed"] = seen("E(G(u of E(x), c of z)), E's weights held fixed",
                                                  with_fixed_weights(self.encoder, x_swap), code)
-            batch = {"x_real": x_real, "z_fake": z_fake, "z_real": z_real, "x_fake": x_fake, "raw_real": raw_real}
+            batch = {"x_real": x_real, "z_fake": z_fake, "z_real": z_real, "z_real_d": z_real_d, "x_fake": x_fake,
+                     "raw_real": raw_real}
             if x_unlabeled is not None:
                 batch["x_unlabeled"] = x_unlabeled
             extra = {name: self._extra_passes(name, term, batch, step) for name, term in self._extra_terms.items()}
@@ -182,7 +196,7 @@ class Trainer:
         self.average = WeightAverage(self.networks.ge_parts(), recipe.train.ema) if recipe.train.ema else None
         self.forward = ForwardPasses(*speed.step_networks(self.networks, fast), self.spec, fast.precision, needs,
                                      terms=self.losses, d_augment=recipe.train.d_augment, network=recipe.model.network,
-                                     average=self.average)
+                                     average=self.average, d_code=recipe.train.d_code)
         if world.distributed:
             self.forward = distributed.wrap(self.forward, self.device)
             # rank-specific noise inside the networks (after DDP copied rank 0's weights)
@@ -230,7 +244,7 @@ class Trainer:
         x_real = self._real_images(index)
         labels = {name: lab[index] for name, lab in self.labels.items()}
         x_unlabeled = None if more is None else self._real_images(self._on_device(more.flatten()))
-        outputs, extra = self.forward(x_real, z_fake, step, x_unlabeled)
+        outputs, extra = self.forward(x_real, z_fake, step, x_unlabeled, labels)
         out = StepOutputs(x_real, labels, z_fake=z_fake, step=step, extra=extra, **outputs)
 
         ge_total, d_total = 0.0, 0.0

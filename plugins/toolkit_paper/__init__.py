@@ -11,6 +11,7 @@ from .options import (
     ConsistencyOptions,
     GradientPenaltyOptions,
     InfoOptions,
+    ModeSeekingOptions,
     Paper28Options,
     Paper32Options,
     RecOptions,
@@ -49,6 +50,8 @@ def register_losses(register):
              description="FixMatch consistency of E's labeled heads on unlabeled real images (not in the paper)")
     register("r1", "toolkit_paper.additions:GradientPenalty", options=GradientPenaltyOptions,
              description="lazy R1 (or R2) gradient penalty on D's pairs (not in the paper)")
+    register("mode_seeking", "toolkit_paper.additions:ModeSeeking", options=ModeSeekingOptions,
+             description="MSGAN's diversity term: G's images must differ when only u differs (not in the paper)")
 
 
 @hookimpl

@@ -5,6 +5,8 @@
   augmented view of the same image.
 - ``r1``: the R1 gradient penalty (Mescheder et al. 2018) on D's real (encoder) pairs, lazily
   every k steps as in StyleGAN2; ``target: fake`` gives R2 (the generator pairs).
+- ``mode_seeking``: MSGAN's diversity term (Mao et al. 2019): two images of the same variables
+  and different u must differ in proportion to their u's, so G does not draw one image per class.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from toolkit.augment import augment
+from toolkit.errors import RecipeError
 from toolkit.losses import LossTerm, StepOutputs
 
 
@@ -70,7 +73,7 @@ class GradientPenalty(LossTerm):
     def extra_passes(self, nets, batch, step):
         if (step - 1) % self.options.every:  # steps 1, 1 + k, 1 + 2k, ...
             return {}
-        x_key, z_key = ("x_real", "z_real") if self.options.target == "real" else ("x_fake", "z_fake")
+        x_key, z_key = ("x_real", "z_real_d") if self.options.target == "real" else ("x_fake", "z_fake")
         x = batch[x_key].detach().requires_grad_(True)
         z = batch[z_key].detach().requires_grad_(self.options.wrt_code)
         logits = nets.discriminator(x, z).float()
@@ -84,3 +87,34 @@ class GradientPenalty(LossTerm):
         if penalty is None:
             return {"d": out.d_real.new_zeros(())}
         return {"d": 0.5 * self.options.gamma * self.options.every * penalty}
+
+
+class ModeSeeking(LossTerm):
+    """MSGAN's mode-seeking term (Mao et al. 2019, eq. 3; their code's form).
+
+    G draws each generated row a second time with the same variables (classes, continuous
+    codes) and a new u from the prior; the term is ``1 / (mean|G(z2) - G(z1)| / mean|u2 - u1|
+    + eps)``, means over the batch and all pixels (and u's dimensions), so it falls as G makes the
+    two images differ more per unit of u. Trains G only (E and D do not see the second images).
+    One more G pass per step, on ``B`` codes; u is drawn from the global random generator (saved
+    for ``--resume`` with the rest of the run's state).
+    """
+
+    def __init__(self, spec, options=None):
+        super().__init__(spec, options)
+        if not spec.u_size:
+            raise RecipeError("losses.mode_seeking varies u, but latent.u.size is 0: give u a size or drop the term")
+
+    def extra_passes(self, nets, batch, step):
+        z1 = batch["z_fake"]
+        u = nets.spec.slices["u"]
+        z2 = z1.clone()
+        z2[:, u] = nets.spec.sample(len(z1), device=z1.device)[:, u]
+        x2 = nets.generator(z2)
+        return {"image_distance": (x2 - batch["x_fake"]).abs().mean(),
+                "code_distance": (z2[:, u] - z1[:, u]).abs().mean()}
+
+    def __call__(self, out: StepOutputs):
+        views = out.extra[self.name]
+        ratio = views["image_distance"].float() / views["code_distance"].float()
+        return {"ge": 1.0 / (ratio + self.options.eps)}

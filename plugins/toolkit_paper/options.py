@@ -128,6 +128,10 @@ class GradientPenaltyOptions(_Options):
     wrt_code: bool = Field(True, description="also penalise the gradient with respect to D's code input")
 
 
+class ModeSeekingOptions(_Options):
+    eps: float = Field(1e-5, gt=0, description="added to the ratio before it is inverted (MSGAN's code: 1e-5)")
+
+
 class Cnn28Options(_Options):
     width: float = Field(1.0, gt=0, le=4, description="channel multiplier (small values for smoke tests)")
     dropout: float = Field(0.3, ge=0, lt=1, description="dropout before each fully connected layer")
