@@ -46,6 +46,7 @@ OPTIONS = {
     "D code hard (straight-through)": ["train.d_code=hard"],
     "D code labels": ["train.d_code=labels"],
     "mode seeking (MSGAN)": ["losses.mode_seeking.weight=1"],
+    "D batch joint": ["train.d_batch=joint"],
     "lr_d 1e-3": ["optim.lr_d=1e-3"],
     "quickstart additions together": ["losses.consistency.weight=10", "losses.consistency.options.threshold=0.9",
                                       "train.ema=0.99", "data.labeled_floor=0.2", "train.d_augment=[translation,cutout]",

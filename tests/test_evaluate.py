@@ -11,7 +11,7 @@ from tiny import tiny_recipe, tiny_yaml
 from torch import nn
 
 from toolkit.data import ImageSet
-from toolkit.evaluate import encoder_metrics, generator_error, translation_accuracy
+from toolkit.evaluate import class_spread, encoder_metrics, generator_error, translation_accuracy
 from toolkit.latent import LatentSpec, Variable
 
 CLASSES = [str(i) for i in range(10)]
@@ -60,6 +60,18 @@ def test_a_perfect_generator_has_zero_error_and_a_useless_one_about_ninety_perce
     assert perfect["overall"] == 0.0 and set(perfect["per_class"]) == set(CLASSES)
     useless = generator_error(FakeModel(useless=True), Oracle(), "digit", per_class=200, seed=0)
     assert 0.85 < useless["overall"] < 0.95
+
+
+def test_within_class_spread_is_zero_for_one_image_per_class_and_the_pixel_std_otherwise():
+    collapsed = generator_error(FakeModel(useless=False), Oracle(), "digit", per_class=50, seed=0)
+    assert collapsed["spread"] == 0.0 and set(collapsed["spread_per_class"].values()) == {0.0}
+    varied = generator_error(FakeModel(useless=True), Oracle(), "digit", per_class=400, seed=0)
+    # ten possible images, one bright pixel each: each of 10 pixels has std sqrt(p (1 - p)), p = 1/10
+    expected = 10 * (0.1 * 0.9) ** 0.5 / (28 * 28)
+    assert abs(varied["spread"] - expected) < 0.1 * expected
+    images = torch.tensor([0, 255, 0, 0], dtype=torch.uint8).view(4, 1, 1, 1).expand(4, 1, 2, 2).contiguous()
+    spread = class_spread(images, torch.tensor([0, 0, 1, -1]), ["a", "b", "c"])
+    assert spread == {"a": 0.5, "b": None, "c": None}  # half black, half white: std 0.5; one image: none
 
 
 def test_translation_accuracy_counts_translations_judged_as_the_requested_class():
@@ -180,6 +192,7 @@ def test_evaluation_during_training_goes_to_the_metrics_log(tmp_path):
     evaluations = [r for r in records if "generator_error" in r]
     assert [r["step"] for r in evaluations] == [2, 4]
     assert 0 <= evaluations[0]["generator_error"] <= 1 and len(evaluations[0]["generator_error_per_class"]) == 10
+    assert all(0 <= r["generator_spread"] <= 0.5 and 0 < r["real_spread"] <= 0.5 for r in evaluations)
     assert all(0 <= r["translation_accuracy"] <= 1 for r in evaluations)
     # the best checkpoint (lowest generator error; ties: the later step) is kept beside the final one
     errors = [r["generator_error"] for r in evaluations]

@@ -359,6 +359,46 @@ def test_d_code_sets_what_d_sees_beside_a_real_image_and_e_still_learns_from_d(t
     assert any(g is not None and g.abs().sum() > 0 for g in grads)  # E is trained through D's real pairs
 
 
+def test_a_joint_d_batch_reads_real_and_generated_pairs_in_one_call_with_shared_batch_statistics(tmp_path):
+    import copy
+
+    from tiny import TINY
+
+    from toolkit.plugins import resolve
+    from toolkit.recipe import parse_recipe
+
+    trainers = {}
+    for mode in ("separate", "joint"):
+        data = copy.deepcopy(TINY)
+        data["train"]["d_batch"] = mode
+        trainers[mode] = Trainer(resolve(parse_recipe(data)), tmp_path / mode, "cpu")
+    trainers["joint"].networks.load_state_dict(trainers["separate"].networks.state_dict())
+    x = trainers["joint"].images[:6].float() / 255
+    z = trainers["joint"].spec.sample(6)
+    calls, outputs = {}, {}
+    for mode, trainer in trainers.items():
+        calls[mode] = []
+        hook = trainer.networks.discriminator.register_forward_hook(lambda m, args, out, c=calls[mode]: c.append(len(args[0])))
+        torch.manual_seed(0)
+        outputs[mode] = trainer.forward(x, z)[0]
+        hook.remove()
+    assert calls == {"separate": [6, 6], "joint": [12]}
+    assert outputs["joint"]["d_real"].shape == outputs["joint"]["d_fake"].shape == (6, 1)
+    # in training mode D's BatchNorm normalises over what it is given: the two batches differ
+    assert not torch.allclose(outputs["joint"]["d_fake"], outputs["separate"]["d_fake"])
+    # the training-mode calls moved D's running statistics differently: start both from the same
+    trainers["joint"].networks.load_state_dict(trainers["separate"].networks.state_dict())
+    for trainer in trainers.values():  # with fixed statistics (and no noise) one call is the two calls
+        trainer.networks.discriminator.eval()
+        trainer.forward.d_augment = ()
+    torch.manual_seed(0)
+    separate = trainers["separate"].forward(x, z)[0]
+    torch.manual_seed(0)
+    joint = trainers["joint"].forward(x, z)[0]
+    for key in ("d_real", "d_fake"):
+        assert torch.allclose(separate[key], joint[key], atol=1e-5)
+
+
 @pytest.mark.parametrize("supervised_by", ["labels_and_samples", "labels"])
 def test_info_supervised_by_labels_leaves_the_encoder_to_the_labels(tmp_path, supervised_by):
     import copy

@@ -5,7 +5,11 @@
 - **translation accuracy**: test images translated into each class of that variable, and the
   share the same classifier judges to be of the requested class (Fig. 4, counted; first N test images);
 - **encoder accuracy**: the encoder's class on held-out images, per supervised variable;
-- **reconstruction error**: mean squared error per pixel of G(E(x)) on held-out images.
+- **reconstruction error**: mean squared error per pixel of G(E(x)) on held-out images;
+- **within-class spread**: how much generated images of one class differ from each other (the
+  per-pixel standard deviation over the class's images, averaged over pixels and classes),
+  beside the same for the held-out images of each class: a generator that draws one image per
+  class (mode collapse) has a spread far below the real one.
 
 Every report carries its protocol (classifier file hash, the hash of the data that tested the
 classifier, N, seed, step) so that numbers can be compared honestly. Generated images are
@@ -32,19 +36,59 @@ def generator_error(model, classifier, variable: str, per_class: int, seed: int,
     the wrong class."""
     var = model.spec[variable]
     g = torch.Generator().manual_seed(seed)
-    errors, refused = {}, 0
+    errors, spreads, refused = {}, {}, 0
     for k, name in enumerate(var.classes):
-        wrong = 0
+        wrong, moments = 0, SpreadMoments()
         for start in range(0, per_class, batch):
             n = min(batch, per_class - start)
             z = model.spec.assign(model.spec.sample(n, generator=g), {variable: k})
             images = model.decode(z)
+            moments.add(images)
             predicted = predict(classifier, images.to(next(classifier.parameters()).device)).cpu()
             wrong += int((predicted != k).sum())
             refused += int((predicted == -1).sum())
         errors[name] = wrong / per_class
+        spreads[name] = moments.spread()
     return {"overall": sum(errors.values()) / len(errors), "per_class": errors,
-            "refused": refused / (per_class * len(var.classes))}
+            "refused": refused / (per_class * len(var.classes)),
+            "spread": sum(spreads.values()) / len(spreads), "spread_per_class": spreads}
+
+
+class SpreadMoments:
+    """Running per-pixel sums of a set of images, for their within-set spread."""
+
+    def __init__(self):
+        self.n, self.total, self.squares = 0, 0.0, 0.0
+
+    def add(self, images: torch.Tensor) -> None:
+        x = images.detach().double().cpu()
+        self.n += len(x)
+        self.total = self.total + x.sum(0)
+        self.squares = self.squares + x.square().sum(0)
+
+    def spread(self) -> float:
+        """Per-pixel standard deviation over the images (population), averaged over pixels; 0
+        for fewer than two images. Images in [0, 1], so the spread is in [0, 0.5]."""
+        if self.n < 2:
+            return 0.0
+        mean = self.total / self.n
+        return float((self.squares / self.n - mean.square()).clamp(min=0).sqrt().mean())
+
+
+def class_spread(images: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> dict[str, float | None]:
+    """Within-class spread (:meth:`SpreadMoments.spread`) of ``images`` ``(N, C, H, W)`` in [0, 1]
+    per class of ``labels`` ``(N,)`` (-1: no label); None for a class with fewer than two images."""
+    spreads = {}
+    for k, name in enumerate(classes):
+        members = images[labels == k]
+        if len(members) < 2:
+            spreads[name] = None
+            continue
+        moments = SpreadMoments()
+        for start in range(0, len(members), 1000):
+            moments.add(members[start : start + 1000].float() / (255.0 if not members.is_floating_point() else 1.0))
+        spreads[name] = moments.spread()
+    return spreads
 
 
 @torch.no_grad()
@@ -153,6 +197,12 @@ def evaluate(model, classifier_path: str | Path | None, per_class: int = 500, se
         variable = class_variable_for(model, meta)
         report["generator_error"] = generator_error(model, classifier, variable, per_class, seed)
         report["generator_error"]["variable"] = variable
+        label = model.spec[variable].label
+        if label is not None and label in getattr(test, "labels", {}):
+            real = class_spread(test.images, test.labels[label], model.spec[variable].classes)
+            known = [v for v in real.values() if v is not None]
+            report["generator_error"]["real_spread"] = sum(known) / len(known) if known else None
+            report["generator_error"]["real_spread_per_class"] = real
         report["translation_accuracy"] = translation_accuracy(model, classifier, variable, test, per_class,
                                                               strength=strength, keep_details=keep_details)
         report["translation_accuracy"]["variable"] = variable

@@ -280,6 +280,12 @@ class TrainConfig(Strict):
         "transforms, per image, of every image D sees, real and generated, in this order (e.g. [translation, "
         "cutout]; flip only where the classes allow mirroring); [] = off"
     )
+    d_batch: Literal["separate", "joint"] = Field(
+        "separate", description="how D reads a step's real and generated pairs: separate = two batches (the "
+        "authors' code; D's BatchNorm normalises each on its own, so a batch of near-identical generated "
+        "images is scaled to look as varied as the real one), joint = one batch of both (BatchNorm's statistics "
+        "shared; not in the paper)"
+    )
     d_code: Literal["soft", "hard", "labels"] = Field(
         "soft", description="the categorical code D sees beside a real image: soft = E's softmax (the paper; a "
         "prior code is one-hot, so D can tell pairs apart by E's confidence), hard = a one-hot of E's argmax "

@@ -52,7 +52,8 @@ class ForwardPasses(torch.nn.Module):
 
     def __init__(self, generator, encoder, discriminator, spec: LatentSpec, precision: str = "fp32",
                  needs: frozenset = frozenset(), check=None, terms: dict | None = None, d_augment: tuple = (),
-                 network: str = "", average: WeightAverage | None = None, d_code: str = "soft"):
+                 network: str = "", average: WeightAverage | None = None, d_code: str = "soft",
+                 d_batch: str = "separate"):
         super().__init__()
         self.generator, self.encoder, self.discriminator = generator, encoder, discriminator
         self.spec, self.precision, self.check, self.network = spec, precision, check, network
@@ -62,6 +63,7 @@ class ForwardPasses(torch.nn.Module):
         self._extra_terms = {name: t for name, t in (terms or {}).items() if has_extra_passes(t)}
         self.d_augment = tuple(d_augment)
         self.d_code = d_code  # train.d_code: what D sees of E(x)'s categorical parts
+        self.d_batch = d_batch  # train.d_batch: real and generated pairs through D as two batches or one
 
     @torch.no_grad()
     def averaged_encoder(self, x: torch.Tensor) -> torch.Tensor:
@@ -84,6 +86,15 @@ class ForwardPasses(torch.nn.Module):
     def _d_view(self, x: torch.Tensor) -> torch.Tensor:
         """What D sees of an image batch: DiffAugment's transform when ``train.d_augment`` names one."""
         return augment(x, self.d_augment) if self.d_augment else x
+
+    def _judge(self, x_real, z_real, x_fake, z_fake) -> tuple[torch.Tensor, torch.Tensor]:
+        """D's logits ``(B, 1)`` for the real pairs and the generated pairs: two calls, or one on
+        both batches joined (``train.d_batch: joint``: D's BatchNorm sees them together)."""
+        if self.d_batch == "joint":
+            both = self.discriminator(self._d_view(torch.cat([x_real, x_fake])), torch.cat([z_real, z_fake]))
+            return both[: len(x_real)], both[len(x_real) :]
+        return (self.discriminator(self._d_view(x_real), z_real),
+                self.discriminator(self._d_view(x_fake), z_fake))
 
     def _d_code(self, z_real: torch.Tensor, labels: dict[str, torch.Tensor] | None) -> torch.Tensor:
         """The code D sees beside a real image (``train.d_code``): E's soft code, its one-hots
@@ -124,8 +135,8 @@ class ForwardPasses(torch.nn.Module):
             x_rec = seen("G(E(x))", self.generator(z_real), image)
             raw_fake = seen("E(G(z))", self.encoder(x_fake), code)
             z_real_d = self._d_code(z_real, labels)
-            d_real = seen("D(x, E(x))", self.discriminator(self._d_view(x_real), z_real_d), logit)
-            d_fake = seen("D(G(z), z)", self.discriminator(self._d_view(x_fake), z_fake), logit)
+            d_real, d_fake = self._judge(x_real, z_real_d, x_fake, z_fake)
+            d_real, d_fake = seen("D(x, E(x))", d_real, logit), seen("D(G(z), z)", d_fake, logit)
             out = {"raw_real": raw_real, "z_real": z_real, "x_rec": x_rec, "x_fake": x_fake,
                    "raw_fake": raw_fake, "d_real": d_real, "d_fake": d_fake}
             if self.fixed_encoder:
@@ -196,7 +207,8 @@ class Trainer:
         self.average = WeightAverage(self.networks.ge_parts(), recipe.train.ema) if recipe.train.ema else None
         self.forward = ForwardPasses(*speed.step_networks(self.networks, fast), self.spec, fast.precision, needs,
                                      terms=self.losses, d_augment=recipe.train.d_augment, network=recipe.model.network,
-                                     average=self.average, d_code=recipe.train.d_code)
+                                     average=self.average, d_code=recipe.train.d_code,
+                                     d_batch=recipe.train.d_batch)
         if world.distributed:
             self.forward = distributed.wrap(self.forward, self.device)
             # rank-specific noise inside the networks (after DDP copied rank 0's weights)
@@ -518,6 +530,9 @@ class Trainer:
         if "generator_error" in report:
             record["generator_error"] = report["generator_error"]["overall"]
             record["generator_error_per_class"] = report["generator_error"]["per_class"]
+            record["generator_spread"] = report["generator_error"]["spread"]
+            if report["generator_error"].get("real_spread") is not None:
+                record["real_spread"] = report["generator_error"]["real_spread"]
             record["translation_accuracy"] = report["translation_accuracy"]["overall"]
             scalars["generator_error"] = report["generator_error"]["overall"]
             scalars["translation_accuracy"] = report["translation_accuracy"]["overall"]

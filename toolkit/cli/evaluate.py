@@ -60,6 +60,9 @@ def evaluate(
         for name, value in ge["per_class"].items():
             table.add_row(f"  {ge['variable']}={name}", f"{value:.2%}")
         table.add_row("  refused by the judge (no class)", f"{ge['refused']:.2%}")
+        real = ge.get("real_spread")
+        table.add_row("  within-class spread (held-out images: " + (f"{real:.3f})" if real is not None else "-)"),
+                      f"{ge['spread']:.3f}")
     if "translation_accuracy" in report:
         ta = report["translation_accuracy"]
         table.add_row(f"translation accuracy ({ta['images']} test images)", f"{ta['overall']:.2%}")
