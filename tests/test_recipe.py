@@ -46,6 +46,7 @@ def test_load_quickstart():
     assert recipe.losses["consistency"].options == {"threshold": 0.9}
     assert recipe.optim.lr_d == pytest.approx(1e-3) and recipe.optim.betas == (0.5, 0.999)
     assert recipe.train.d_augment == ["translation", "cutout"] and recipe.train.ema == 0.99
+    assert recipe.train.d_batch == "joint" and recipe.train.d_code == "soft"
     assert recipe.train.steps == 1200 and recipe.train.keep_checkpoints == 3  # a default
 
 
