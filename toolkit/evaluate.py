@@ -76,8 +76,9 @@ class SpreadMoments:
 
 
 def class_spread(images: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> dict[str, float | None]:
-    """Within-class spread (:meth:`SpreadMoments.spread`) of ``images`` ``(N, C, H, W)`` in [0, 1]
-    per class of ``labels`` ``(N,)`` (-1: no label); None for a class with fewer than two images."""
+    """Within-class spread (:meth:`SpreadMoments.spread`) of uint8 ``images`` ``(N, C, H, W)`` (an
+    :class:`~toolkit.data.ImageSet`'s) per class of ``labels`` ``(N,)`` (-1: no label), on the
+    [0, 1] scale; None for a class with fewer than two images."""
     spreads = {}
     for k, name in enumerate(classes):
         members = images[labels == k]
@@ -86,7 +87,7 @@ def class_spread(images: torch.Tensor, labels: torch.Tensor, classes: list[str])
             continue
         moments = SpreadMoments()
         for start in range(0, len(members), 1000):
-            moments.add(members[start : start + 1000].float() / (255.0 if not members.is_floating_point() else 1.0))
+            moments.add(members[start : start + 1000].float() / 255.0)
         spreads[name] = moments.spread()
     return spreads
 

@@ -230,7 +230,7 @@ class LatentSpec:
                 continue
             s, index = self.slices[v.name], labels[v.name]
             known = index >= 0
-            one_hot = torch.nn.functional.one_hot(index.clamp(min=0), v.size).to(z.dtype)
+            one_hot = self.labels_to_onehot(v.name, index.clamp(min=0)).to(z.dtype)
             z[:, s] = torch.where(known[:, None], one_hot, z[:, s])
         return z
 

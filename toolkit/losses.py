@@ -78,7 +78,7 @@ class LossTerm:
                 training mode) and ``spec``.
             batch: the step's ``x_real`` ``(B, C, H, W)`` in [0, 1], ``z_fake`` ``(B, dim)``,
                 ``z_real`` (E's code of ``x_real``), ``z_real_d`` (the code D sees beside
-                ``x_real``: ``z_real``, or its one-hot with ``train.d_code: hard``), ``x_fake``
+                ``x_real``: ``z_real``, or one-hots with ``train.d_code: hard`` or ``labels``), ``x_fake``
                 (G's images of ``z_fake``) and ``raw_real``; they carry gradients (detach what the pass must not train); and
                 ``x_unlabeled`` ``(mu * B, C, H, W)`` in [0, 1] when the term's
                 ``unlabeled_ratio`` mu is above 0.
