@@ -399,6 +399,43 @@ def test_a_joint_d_batch_reads_real_and_generated_pairs_in_one_call_with_shared_
         assert torch.allclose(separate[key], joint[key], atol=1e-5)
 
 
+@pytest.mark.parametrize("code", ["encoder", "labels"])
+def test_rec_code_labels_redraws_labeled_rows_from_their_labels_and_the_others_from_e(tmp_path, code):
+    import copy
+
+    from tiny import TINY
+
+    from toolkit.plugins import resolve
+    from toolkit.recipe import parse_recipe
+
+    data = copy.deepcopy(TINY)
+    data["losses"]["rec"]["options"] = {"code": code}
+    trainer = Trainer(resolve(parse_recipe(data)), tmp_path, "cpu")
+    assert trainer.forward.labeled_reconstruction == (code == "labels")
+    codes = []
+    hook = trainer.networks.generator.register_forward_hook(lambda module, args, out: codes.append(args[0]))
+    label = next(iter(trainer.labels.values()))
+    index = torch.cat([torch.nonzero(label >= 0)[:4, 0], torch.nonzero(label < 0)[:4, 0]])
+    x = trainer.images[index].float() / 255
+    labels = {name: lab[index] for name, lab in trainer.labels.items()}
+    outputs, _ = trainer.forward(x, trainer.spec.sample(8), labels=labels)
+    hook.remove()
+    rec_code = codes[1]  # G(z) comes first, then G of the real images' codes
+    for v in trainer.spec.supervised:
+        part, e_part = rec_code[:, trainer.spec.slices[v.name]], outputs["z_real"][:, trainer.spec.slices[v.name]]
+        known = labels[v.name] >= 0
+        assert torch.equal(part[~known], e_part[~known])  # unlabeled rows: E's code
+        if code == "labels":
+            assert torch.equal(part[known], torch.nn.functional.one_hot(labels[v.name][known], part.shape[1]).float())
+        else:
+            assert torch.equal(part[known], e_part[known])
+    u = trainer.spec.slices["u"]
+    assert torch.equal(rec_code[:, u], outputs["z_real"][:, u])  # the rest of the code is E's in both
+    loss = (outputs["x_rec"] - x).square().mean()
+    e_grads = torch.autograd.grad(loss, list(trainer.networks.encoder.parameters()), allow_unused=True)
+    assert any(g is not None and g.abs().sum() > 0 for g in e_grads)  # E still learns from the reconstruction
+
+
 @pytest.mark.parametrize("supervised_by", ["labels_and_samples", "labels"])
 def test_info_supervised_by_labels_leaves_the_encoder_to_the_labels(tmp_path, supervised_by):
     import copy

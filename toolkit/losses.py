@@ -30,7 +30,7 @@ class StepOutputs:
     labels: dict[str, torch.Tensor]  # per supervised variable: class index or -1
     raw_real: torch.Tensor  # E(x_real), raw (logits for categorical parts)
     z_real: torch.Tensor  # the code of x_real (softmax over categorical parts)
-    x_rec: torch.Tensor  # G(z_real)
+    x_rec: torch.Tensor  # G(z_real) (with "labeled_reconstruction": labeled rows' variables from their labels)
     z_fake: torch.Tensor  # Z drawn from the prior
     x_fake: torch.Tensor  # G(z_fake)
     raw_fake: torch.Tensor  # E(x_fake), raw
@@ -51,7 +51,9 @@ class LossTerm:
     real images to the prior's codes, :attr:`StepOutputs.raw_swap`; ``"fixed_encoder"``: the
     encodings of generated images with E's weights held fixed, :attr:`StepOutputs.raw_fake_fixed`;
     ``"averaged_encoder"``: the term's own passes call ``nets.averaged_encoder(x)``, E with
-    ``train.ema``'s averaged weights, so a recipe without ``train.ema`` is refused before training).
+    ``train.ema``'s averaged weights, so a recipe without ``train.ema`` is refused before training;
+    ``"labeled_reconstruction"``: :attr:`StepOutputs.x_rec` is G of E's code with the labeled rows'
+    supervised variables set to their labels, instead of G(E(x))).
 
     ``unlabeled_ratio`` (FixMatch's mu): how many more real training images per batch row the
     term's own passes read; the trainer draws ``unlabeled_ratio * batch_size`` of them uniformly

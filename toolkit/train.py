@@ -59,6 +59,7 @@ class ForwardPasses(torch.nn.Module):
         self.spec, self.precision, self.check, self.network = spec, precision, check, network
         self.average = average  # train.ema's moving average of G's and E's weights (or None)
         self.swap, self.fixed_encoder = "swap" in needs, "fixed_encoder" in needs
+        self.labeled_reconstruction = "labeled_reconstruction" in needs  # losses.rec.options.code: labels
         # terms with passes of their own (not submodules: they hold no weights of their own)
         self._extra_terms = {name: t for name, t in (terms or {}).items() if has_extra_passes(t)}
         self.d_augment = tuple(d_augment)
@@ -110,7 +111,8 @@ class ForwardPasses(torch.nn.Module):
 
         ``x_unlabeled``: the more real images that terms with an ``unlabeled_ratio`` read in
         their own passes (:class:`~toolkit.losses.LossTerm`), or None. ``labels``: per supervised
-        variable, class indices ``(B,)`` (-1: none), for ``train.d_code: labels``.
+        variable, class indices ``(B,)`` (-1: none), for ``train.d_code: labels`` and a
+        reconstruction from labels (``"labeled_reconstruction"`` in ``needs``).
 
         An exception inside the networks is one line naming the network's plugin (traceback with
         ``--debug``); one inside a term's extra passes names the loss term.
@@ -132,7 +134,8 @@ class ForwardPasses(torch.nn.Module):
             x_fake = seen("G(z)", self.generator(z_fake), image)
             raw_real = seen("E(x)", self.encoder(x_real), code)
             z_real = self.spec.code(raw_real.float())
-            x_rec = seen("G(E(x))", self.generator(z_real), image)
+            z_rec = self.spec.with_labels(z_real, labels) if self.labeled_reconstruction and labels else z_real
+            x_rec = seen("G(E(x))", self.generator(z_rec), image)
             raw_fake = seen("E(G(z))", self.encoder(x_fake), code)
             z_real_d = self._d_code(z_real, labels)
             d_real, d_fake = self._judge(x_real, z_real_d, x_fake, z_fake)

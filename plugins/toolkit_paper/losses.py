@@ -56,7 +56,19 @@ def supervised(spec, options):
 
 
 class Reconstruction(LossTerm):
-    """L_rec: squared error between x and G(E(x)); mean over pixels (code) or sum (paper)."""
+    """L_rec: squared error between x and G(E(x)); mean over pixels (code) or sum (paper).
+
+    With ``code: labels`` (not in the paper) the labeled rows are redrawn from E(x) with their
+    supervised variables set to the label's one-hot (``StepOutputs.x_rec`` then comes from
+    :meth:`toolkit.latent.LatentSpec.with_labels`; the forward pass makes it, ``needs``
+    ``"labeled_reconstruction"``): E's mistakes on those rows no longer teach G which class an
+    image belongs to. Unlabeled rows and ``u`` and the continuous parts are E's, as before.
+    """
+
+    def __init__(self, spec, options=None):
+        super().__init__(spec, options)
+        labeled = options is not None and options.code == "labels" and bool(spec.supervised)
+        self.needs = frozenset({"labeled_reconstruction"}) if labeled else frozenset()
 
     def __call__(self, out: StepOutputs):
         sq = (out.x_rec - out.x_real).square()

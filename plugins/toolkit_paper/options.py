@@ -67,6 +67,11 @@ class RecOptions(_Options):
     reduction: Literal["mean", "sum"] = Field(
         "mean", description="mean over pixels (code) or sum over pixels, mean over batch (paper)"
     )
+    code: Literal["encoder", "labels"] = Field(
+        "encoder", description="the code G redraws a real image from: encoder = E(x) (paper); labels = E(x) with "
+        "the labeled rows' supervised variables set to their label's one-hot, so G learns what each class looks "
+        "like from labeled pixels, not from E's reading of them (not in the paper; no extra pass)"
+    )
 
 
 class InfoOptions(_Options):
