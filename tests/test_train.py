@@ -322,6 +322,13 @@ def test_information_on_translations_runs_the_extra_pass_and_changes_the_update(
     assert all(torch.isfinite(p).all() for p in g_swap.values())
 
 
+def _four_labeled_and_four_unlabeled_rows(trainer):
+    """Images ``(8, C, H, W)`` in [0, 1] and their labels (-1 for the last four) from the trainer's data."""
+    label = next(iter(trainer.labels.values()))
+    index = torch.cat([torch.nonzero(label >= 0)[:4, 0], torch.nonzero(label < 0)[:4, 0]])
+    return trainer.images[index].float() / 255, {name: lab[index] for name, lab in trainer.labels.items()}
+
+
 @pytest.mark.parametrize("d_code", ["soft", "hard", "labels"])
 def test_d_code_sets_what_d_sees_beside_a_real_image_and_e_still_learns_from_d(tmp_path, d_code):
     import copy
@@ -336,10 +343,7 @@ def test_d_code_sets_what_d_sees_beside_a_real_image_and_e_still_learns_from_d(t
     trainer = Trainer(resolve(parse_recipe(data)), tmp_path, "cpu")
     seen = []
     hook = trainer.networks.discriminator.register_forward_hook(lambda module, args, out: seen.append(args[1]))
-    label = next(iter(trainer.labels.values()))
-    index = torch.cat([torch.nonzero(label >= 0)[:4, 0], torch.nonzero(label < 0)[:4, 0]])
-    x = trainer.images[index].float() / 255
-    labels = {name: lab[index] for name, lab in trainer.labels.items()}
+    x, labels = _four_labeled_and_four_unlabeled_rows(trainer)
     known = {name: lab >= 0 for name, lab in labels.items()}
     assert any(k.any() for k in known.values()) and not all(k.all() for k in known.values())
     outputs, _ = trainer.forward(x, trainer.spec.sample(8), labels=labels)
@@ -414,10 +418,7 @@ def test_rec_code_labels_redraws_labeled_rows_from_their_labels_and_the_others_f
     assert trainer.forward.labeled_reconstruction == (code == "labels")
     codes = []
     hook = trainer.networks.generator.register_forward_hook(lambda module, args, out: codes.append(args[0]))
-    label = next(iter(trainer.labels.values()))
-    index = torch.cat([torch.nonzero(label >= 0)[:4, 0], torch.nonzero(label < 0)[:4, 0]])
-    x = trainer.images[index].float() / 255
-    labels = {name: lab[index] for name, lab in trainer.labels.items()}
+    x, labels = _four_labeled_and_four_unlabeled_rows(trainer)
     outputs, _ = trainer.forward(x, trainer.spec.sample(8), labels=labels)
     hook.remove()
     rec_code = codes[1]  # G(z) comes first, then G of the real images' codes
