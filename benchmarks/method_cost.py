@@ -45,6 +45,7 @@ OPTIONS = {
     "labeled floor 0.2": ["data.labeled_floor=0.2"],
     "D code hard (straight-through)": ["train.d_code=hard"],
     "D code labels": ["train.d_code=labels"],
+    "rec code labels": ["losses.rec.options.code=labels"],
     "mode seeking (MSGAN)": ["losses.mode_seeking.weight=1"],
     "D batch joint": ["train.d_batch=joint"],
     "lr_d 1e-3": ["optim.lr_d=1e-3"],
