@@ -46,7 +46,7 @@ def test_load_quickstart():
     assert recipe.losses["consistency"].options == {"threshold": 0.9}
     assert recipe.optim.lr_d == pytest.approx(1e-3) and recipe.optim.betas == (0.5, 0.999)
     assert recipe.train.d_augment == ["translation", "cutout"] and recipe.train.ema == 0.99
-    assert recipe.train.d_batch == "joint" and recipe.train.d_code == "soft"
+    assert recipe.train.d_batch == "joint" and recipe.train.d_code == "labels"
     assert recipe.train.steps == 1200 and recipe.train.keep_checkpoints == 3  # a default
 
 
@@ -241,7 +241,7 @@ def test_resolve_fills_plugin_defaults():
     assert options["d_regularizer"] == "noise"
     assert options["width"] == 0.5 and options["bn_momentum"] == 0.01  # from the recipe
     assert options["init"] == "code" and options["noise_std"] == [0.3, 0.5]
-    assert recipe.losses["rec"].options == {"reduction": "mean"}
+    assert recipe.losses["rec"].options == {"reduction": "mean", "code": "encoder"}
     assert recipe.losses["adv"].options == {"form": "nonsaturating"}
     assert recipe.losses["sup"].options == {"augment": []}
     assert resolve(recipe) == recipe  # idempotent
