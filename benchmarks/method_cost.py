@@ -28,6 +28,7 @@ OPTIONS = {
     "r1 every step": ["losses.r1.weight=1", "losses.r1.options.every=1"],
     "d_augment translation+cutout": ["train.d_augment=[translation,cutout]"],
     "spectral norm in D": ["model.options.d_spectral_norm=true"],
+    "projection discriminator": ["model.options.d_projection=true"],
     "hinge loss": ["losses.adv.options.form=hinge"],
     "ema 0.99": ["train.ema=0.99"],
     "info supervised_by labels": ["losses.info.options.supervised_by=labels"],

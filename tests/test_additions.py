@@ -228,6 +228,34 @@ def test_spectral_norm_bounds_every_d_layer():
     assert not any(hasattr(m, "parametrizations") for m in plain.discriminator.modules())
 
 
+@pytest.mark.parametrize("network,shape", [("paper28", (1, 28, 28)), ("paper32", (3, 32, 32))])
+@pytest.mark.parametrize("spectral_norm", [False, True])
+def test_projection_scores_an_image_against_its_class_code(network, shape, spectral_norm):
+    spec = tiny_spec()
+    options = {"width": 0.125, "d_projection": True, "d_spectral_norm": spectral_norm, "d_regularizer": "none"}
+    torch.manual_seed(0)
+    d = build_networks(network, spec, shape, options).discriminator.eval()
+    name = spec.categorical[0].name
+    s = spec.slices[name]
+    x, z = torch.rand(4, *shape), spec.sample(4)
+    other = z.clone()
+    other[:, s] = torch.roll(z[:, s], 1, dims=1)  # every row another class, the rest of the code the same
+    start = d(x, z)
+    assert torch.isfinite(start).all()
+    with torch.no_grad():
+        for layer in d.projection.values():  # the class term alone decides what changes between the codes
+            layer.weight.data = torch.randn_like(layer.weight) if not spectral_norm else layer.weight
+    moved = (d(x, z) - d(x, other)).abs()
+    joint = d.joint(torch.cat([d.image(x), d.code(z)], 1)) - d.joint(torch.cat([d.image(x), d.code(other)], 1))
+    assert (moved - joint.abs()).abs().max() > 1e-3, "the class embedding changes D's score beyond the joint path"
+    d.train()
+    d(x, z).sum().backward()
+    grads = [p.grad for layer in d.projection.values() for p in layer.parameters()]
+    assert grads and all(g is not None and g.abs().sum() > 0 for g in grads)
+    plain = build_networks(network, spec, shape, {"width": 0.125}).discriminator
+    assert not hasattr(plain, "projection") or len(plain.projection) == 0
+
+
 @pytest.mark.parametrize("translations,supervised_by", [(False, "labels_and_samples"), (True, "labels")])
 def test_information_with_augment_shows_e_the_transformed_generated_images(translations, supervised_by):
     from toolkit.losses import StepOutputs

@@ -66,7 +66,8 @@ def init_code_style(module: nn.Module, style: str) -> None:
                 nn.init.normal_(m.weight, 0.0, math.sqrt(2.0 / first))
             else:
                 nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
-            nn.init.zeros_(m.bias)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
 
 
 def init_generator(module: nn.Module) -> None:
@@ -79,15 +80,17 @@ def init_generator(module: nn.Module) -> None:
 
 def init_networks(g: nn.Module, e: nn.Module, d: nn.Module, options) -> None:
     """Apply ``options.init`` to G, E and D; D's ``one_by_one`` layers (1x1 convs in the
-    authors' code) get std sqrt(2) under ``code`` (their kernel height is 1)."""
-    if options.init == "default":
-        return
-    init_generator(g) if options.init in ("code", "fixed") else init_code_style(g, "he")
-    init_code_style(e, "he" if options.init == "fixed" else options.init)
-    init_code_style(d, "he" if options.init == "fixed" else options.init)
+    authors' code) get std sqrt(2) under ``code`` (their kernel height is 1); D's class
+    embeddings (``d_projection``) start small under every init."""
+    if options.init != "default":
+        init_generator(g) if options.init in ("code", "fixed") else init_code_style(g, "he")
+        init_code_style(e, "he" if options.init == "fixed" else options.init)
+        init_code_style(d, "he" if options.init == "fixed" else options.init)
     if options.init == "code":
         for layer in getattr(d, "one_by_one", ()):
             nn.init.normal_(layer.weight, 0.0, math.sqrt(2.0))
+    if hasattr(d, "reset_projection"):
+        d.reset_projection()
 
 
 def scaled(channels: int, width: float) -> int:

@@ -35,6 +35,11 @@ class PaperNetworkOptions(_Options):
     d_spectral_norm: bool = Field(
         False, description="spectral normalisation of D's weights (torch's parametrization; Miyato et al. 2018; not in the paper)"
     )
+    d_projection: bool = Field(
+        False, description="D also scores each categorical variable's code against its image features, <W c, h(x)> "
+        "(projection discriminator, Miyato & Koyama 2018; not in the paper): D judges whether an image fits its "
+        "class directly; W starts small (N(0, 0.02^2))"
+    )
     g_upsampling: Literal["deconv", "resize", "bilinear"] = Field(
         "deconv", description="how G doubles its resolution: deconv = 4x4 stride-2 transposed convolutions (paper, "
         "code); resize = nearest-neighbour x2 then a 3x3 convolution (no checkerboard, Odena et al. 2016); "

@@ -62,7 +62,13 @@ class Encoder(nn.Module):
 class Discriminator(nn.Module):
     """(images, Z) -> one logit: an image path (convolutions, FC ``image_fc``), a code path (dense
     layers ``code_widths``: the paper's 1x1 convolutions on a 1x1 map) and a joint FC 1024.
-    Every layer is followed by the regulariser (noise or dropout)."""
+    Every layer is followed by the regulariser (noise or dropout).
+
+    With ``o.d_projection`` (not in the paper) the logit also gets, for each categorical
+    variable, the inner product of its code with a learnt embedding of the image features
+    (``<W c, h(x)>``, the projection discriminator of Miyato & Koyama 2018): D scores how well
+    the image fits its class directly, not only through the joint layers. ``W`` starts small (N(0, 0.02^2)),
+    so D starts close to the paper's."""
 
     def __init__(self, spec, channels: int, o, convs, side: int, image_fc: int, code_widths: list[int]):
         super().__init__()
@@ -84,6 +90,20 @@ class Discriminator(nn.Module):
             nn.Linear(w(1024), 1),
         )
         self.one_by_one = [layer[0] for layer in self.code[:-1]]  # were 1x1 convs in the code
+        self.projected = {v.name: spec.slices[v.name] for v in spec.categorical} if o.d_projection else {}
+        self.projection = nn.ModuleDict(
+            {name: nn.Linear(s.stop - s.start, w(image_fc), bias=False) for name, s in self.projected.items()}
+        )
+
+    def reset_projection(self) -> None:
+        """Small class embeddings, N(0, 0.02^2): D starts close to the paper's (called after
+        initialisation; not zero, which spectral normalisation would divide by)."""
+        for layer in self.projection.values():
+            nn.init.normal_(layer.weight, 0.0, 0.02)
 
     def forward(self, x, z):
-        return self.joint(torch.cat([self.image(x), self.code(z)], dim=1))
+        h = self.image(x)
+        logit = self.joint(torch.cat([h, self.code(z)], dim=1))
+        for name, s in self.projected.items():
+            logit = logit + (self.projection[name](z[:, s]) * h).sum(1, keepdim=True)
+        return logit
