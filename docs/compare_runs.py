@@ -2,7 +2,8 @@
 
     python docs/compare_runs.py NAME=SWEEP_DIR [NAME=SWEEP_DIR ...] --step 1200 -o docs/quickstart-curves.png
 
-Each SWEEP_DIR is a ``toolkit sweep`` folder (``labels-L/seed-S/`` run folders). The curves
+Each SWEEP_DIR is a ``toolkit sweep`` folder (``labels-L/seed-S/`` run folders) or a folder of
+``seed-S/`` run folders (``toolkit train ... --out DIR/seed-S``). The curves
 are read from each run's ``metrics.jsonl`` (evaluation records: ``evaluate.every`` and the
 checkpoints); the wall time of an evaluation is that of the last log record before it. Only
 steps that every seed of a group evaluated are plotted. The table gives, at ``--step``, mean
@@ -53,8 +54,10 @@ def main(argv=None) -> int:
     groups = {}
     for item in args.groups:
         name, _, folder = item.partition("=")
-        runs = sorted(Path(folder).glob("labels-*/seed-*"))
+        runs = sorted(Path(folder).glob("labels-*/seed-*")) or sorted(Path(folder).glob("seed-*"))
         groups[name] = {run: run_curves(run) for run in runs if (run / "metrics.jsonl").is_file()}
+        if not groups[name]:
+            parser.error(f"{item}: no run folders with metrics.jsonl in {folder}/labels-*/seed-* or {folder}/seed-*")
 
     print("| recipe | seeds | generator error (%) | translation accuracy (%) | encoder accuracy (%) "
           "| best checkpoint's generator error (%) |")

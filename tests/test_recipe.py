@@ -41,6 +41,7 @@ def test_load_quickstart():
     assert list(recipe.latent.variables) == ["item", "c1", "c2"]
     assert recipe.latent.variables["item"].label == "item"
     assert recipe.model.network == "paper28" and recipe.model.options["width"] == 0.5
+    assert recipe.model.options["d_projection"] is True
     assert list(recipe.losses) == ["sup", "rec", "info", "adv", "consistency"]
     assert recipe.losses["info"].ramp == 300 and recipe.losses["sup"].weight == 10
     assert recipe.losses["consistency"].options == {"threshold": 0.9}
