@@ -55,6 +55,7 @@ def test_load_mnist_plus_with_what_measured_better():
     recipe = load_recipe(RECIPES / "mnist-plus.yaml")
     assert recipe.data.dataset == "mnist" and recipe.data.labels == 100 and recipe.data.labeled_floor == 0.2
     assert recipe.model.options["width"] == 0.5 and recipe.model.options["g_upsampling"] == "resize"
+    assert recipe.model.options["d_projection"] is True
     assert recipe.losses["consistency"].options["strong"][0] == "affine"
     assert recipe.train.d_batch == "joint" and recipe.train.d_code == "soft" and recipe.train.steps == 5000
 
