@@ -15,6 +15,7 @@ from toolkit.train import ForwardPasses
     ("consistency", {"threshold": 0.0}),
     ("consistency", {"teacher": "averaged", "threshold": 0.0}),
     ("consistency", {"unlabeled_ratio": 2, "threshold": 0.0}),
+    ("consistency", {"weighting": "soft", "alignment": "prior"}),
     ("sup", {"augment": ["affine", "translation"]}),
     ("r1", {}),
     ("r1", {"target": "fake", "wrt_code": False}),
@@ -99,6 +100,45 @@ def test_an_averaged_teacher_reads_the_weak_view_with_the_averaged_weights_and_n
         off.averaged_encoder(x)
     term = build_losses({"consistency": LossConfig(options={"teacher": "averaged"})}, spec)["consistency"]
     assert "averaged_encoder" in term.needs
+
+
+def test_softmatch_weights_unsure_rows_a_little_and_confident_rows_fully():
+    spec = tiny_spec()
+    term = build_losses({"consistency": LossConfig(options={"weighting": "soft", "momentum": 0.01})}, spec)["consistency"]
+    # confidences 0.97, 0.7, 0.4 and 0.25 (uniform over the 4 classes) on class 0
+    logits = torch.tensor([[4.0, 0.5, 0.5, 0.5], [2.0, 0.85, 0.85, 0.85], [0.9, 0.32, 0.32, 0.32], [0.0, 0.0, 0.0, 0.0]])
+    confidence = logits.softmax(1).max(1).values
+    pseudo, weight = term.pseudo_labels("shape", logits)
+    mu = 0.01 * 0.25 + 0.99 * confidence.mean()  # the running mean starts at 1/K, the variance at 1
+    var = 0.01 * 1.0 + 0.99 * confidence.var()
+    expected = torch.exp(-(confidence - mu).clamp(max=0).square() / (2 * var / 4))
+    torch.testing.assert_close(weight, expected)
+    assert weight[0] == weight[1] == 1.0 and 0 < weight[3] < weight[2] < 1.0, "above the mean: 1; below: less, the less sure"
+    fixmatch = build_losses({"consistency": LossConfig(options={"threshold": 0.9})}, spec)["consistency"]
+    assert fixmatch.pseudo_labels("shape", logits)[1].tolist() == [1.0, 0.0, 0.0, 0.0], "FixMatch: all or nothing"
+    slow = build_losses({"consistency": LossConfig(options={"weighting": "soft", "momentum": 0.9})}, spec)["consistency"]
+    for _ in range(200):  # a confident E: the running mean rises and unsure rows count for less and less
+        slow.pseudo_labels("shape", logits[:1].repeat(4, 1))
+    assert slow.pseudo_labels("shape", logits)[1][1] < 0.01
+
+
+def test_alignment_to_the_prior_turns_a_leaning_encoder_to_the_classes_it_neglects():
+    from toolkit.latent import LatentSpec, Variable
+
+    spec = LatentSpec(3, [Variable("shape", "categorical", classes=["a", "b"], label="shape", weights=[0.5, 0.5])])
+    term = build_losses({"consistency": LossConfig(options={"alignment": "prior", "threshold": 0.0, "momentum": 0.01})},
+                        spec)["consistency"]
+    leaning = torch.tensor([[2.0, 0.0], [1.0, 0.0], [0.2, 0.0], [-0.2, 0.0]])  # E reads "a" in 3 of 4 images
+    plain = build_losses({"consistency": LossConfig(options={"threshold": 0.0})}, spec)["consistency"]
+    assert plain.pseudo_labels("shape", leaning)[0].tolist() == [0, 0, 0, 1]
+    pseudo, _ = term.pseudo_labels("shape", leaning)
+    assert pseudo.tolist() == [0, 0, 1, 1], "divided by E's mean prediction, the nearly even image goes to the rarer class"
+    state = term.state_dict()
+    assert set(state) == {"shape.mean_prediction"} and torch.allclose(state["shape.mean_prediction"].sum(), torch.tensor(1.0))
+    again = build_losses({"consistency": LossConfig(options={"alignment": "prior", "threshold": 0.0, "momentum": 0.01})},
+                         spec)["consistency"]
+    again.load_state_dict(state)
+    torch.testing.assert_close(again.pseudo_labels("shape", leaning), term.pseudo_labels("shape", leaning))
 
 
 def test_supervised_through_transforms_reads_the_labeled_rows_of_its_own_view():

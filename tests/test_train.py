@@ -74,6 +74,28 @@ def test_a_term_with_an_unlabeled_ratio_gets_that_many_more_real_images_and_resu
     assert_same_state(straight, second)
 
 
+def test_a_term_with_running_statistics_resumes_them_exactly(tmp_path):
+    def with_softmatch(steps):
+        recipe = tiny_recipe(steps=steps, checkpoint_every=100)
+        data = recipe.model_dump()
+        data["losses"]["consistency"] = {"weight": 1.0, "options": {"weighting": "soft", "alignment": "prior"}}
+        return type(recipe).model_validate(data)
+
+    straight = Trainer(with_softmatch(4), tmp_path / "a", "cpu")
+    straight.run()
+    first = Trainer(with_softmatch(2), tmp_path / "b", "cpu")
+    first.run()
+    second = Trainer(with_softmatch(4), tmp_path / "b", "cpu")
+    fresh = second.losses["consistency"].state_dict()
+    second.load_resume()
+    loaded = second.losses["consistency"].state_dict()
+    assert any(not torch.equal(fresh[k], loaded[k]) for k in fresh), "the statistics of steps 1-2 came back"
+    second.run()
+    assert_same_state(straight, second)
+    for key, value in straight.losses["consistency"].state_dict().items():
+        assert torch.equal(value, second.losses["consistency"].state_dict()[key]), key
+
+
 # -- interrupted runs continue exactly --------------------------------------------------------
 def rows(run):
     """The metrics rows without the wall-clock fields."""

@@ -93,6 +93,16 @@ class LossTerm:
         """
         return {}
 
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """Running statistics the term keeps from step to step (for example SoftMatch's mean
+        confidence), by name; the trainer saves them in the resume file as
+        ``losses.state.<term>.<name>`` and hands them back to :meth:`load_state_dict` on
+        ``--resume``. ``{}`` (the default): a term without state."""
+        return {}
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore what :meth:`state_dict` returned (the resume file's tensors, on the CPU)."""
+
 
 def has_extra_passes(term) -> bool:
     """Whether ``term`` (a LossTerm or any callable a plugin returned) defines passes of its own."""

@@ -374,6 +374,9 @@ class Trainer:
         # the loss sums since the last log step, so that the next metrics row is the same after a resume
         tensors.update({f"losses.sum.{k}": v for k, v in self._sums.items()})
         tensors.update({f"losses.first_bad.{k}": v for k, v in self._first_bad.items()})
+        for name, term in self.losses.items():  # running statistics of terms that keep some (LossTerm.state_dict)
+            state = term.state_dict() if hasattr(term, "state_dict") else {}
+            tensors.update({f"losses.state.{name}.{k}": v.detach() for k, v in state.items()})
         tensors["rng.cpu"] = torch.get_rng_state()
         if self.device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(self.device)
@@ -410,6 +413,11 @@ class Trainer:
             self.unlabeled_rng.set_state(tensors["rng.unlabeled"])
         self._sums = {k: tensors[f"losses.sum.{k}"].to(self.device) for k in meta.get("loss_names", [])}
         self._first_bad = {k: tensors[f"losses.first_bad.{k}"].to(self.device) for k in meta.get("bad_names", [])}
+        for name, term in self.losses.items():
+            prefix = f"losses.state.{name}."
+            state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            if state and hasattr(term, "load_state_dict"):
+                term.load_state_dict(state)
         self._count = int(meta.get("loss_steps", 0))
         self.step = int(meta["step"])
         if self.world.is_main:  # rows of steps after the saved one (a run killed since) are written again

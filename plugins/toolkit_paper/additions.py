@@ -29,6 +29,16 @@ class Consistency(LossTerm):
     is read by E with ``train.ema``'s averaged weights (Mean Teacher, Tarvainen & Valpola 2017).
     With ``unlabeled_ratio`` mu > 0 the term reads mu * B more real images as well (FixMatch's
     unlabeled batch of mu * B; the trainer draws them), so E's two passes see (1 + mu) * B images.
+
+    ``weighting: soft`` (SoftMatch, Chen et al. 2023, eq. 7) weights each row by
+    ``exp(-(min(max p - mu, 0))^2 / (2 * var / 4))`` instead of the threshold's 0 or 1, where mu
+    and var are running means (momentum ``momentum``, from 1/K and 1) of the batch's mean and
+    variance of ``max p``: confident rows count fully, unsure ones a little rather than not at
+    all. ``alignment: prior`` multiplies ``p`` by the variable's prior over E's running mean
+    prediction and renormalises first (distribution alignment, ReMixMatch; SoftMatch's uniform
+    alignment for a uniform prior). The running statistics are the term's state
+    (:meth:`state_dict`), saved in the resume file.
+
     Trains E only. One E pass without gradients and one with, per step. Images are in [0, 1];
     the views come from :func:`toolkit.augment.augment` with the options' policies.
     """
@@ -37,6 +47,24 @@ class Consistency(LossTerm):
         super().__init__(spec, options)
         self.needs = frozenset({"averaged_encoder"}) if options.teacher == "averaged" else frozenset()
         self.unlabeled_ratio = options.unlabeled_ratio
+        self.stats: dict[str, torch.Tensor] = {}
+        for v in spec.supervised:
+            k = len(v.classes)
+            if options.weighting == "soft":
+                self.stats[f"{v.name}.confidence_mean"] = torch.tensor(1.0 / k)
+                self.stats[f"{v.name}.confidence_var"] = torch.tensor(1.0)
+            if options.alignment == "prior":
+                prior = torch.tensor(v.weights) if v.weights is not None else torch.full((k,), 1.0 / k)
+                self.stats[f"{v.name}.prior"] = prior / prior.sum()
+                self.stats[f"{v.name}.mean_prediction"] = prior / prior.sum()
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: t for k, t in self.stats.items() if not k.endswith(".prior")}
+
+    def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
+        for k, t in tensors.items():
+            if k in self.stats:
+                self.stats[k] = t.to(self.stats[k].dtype)
 
     def extra_passes(self, nets, batch, step):
         x = batch["x_real"].detach()
@@ -48,16 +76,39 @@ class Consistency(LossTerm):
         strong = nets.encoder(augment(x, self.options.strong, self.options.strong_strength))
         return {"weak": weak, "strong": strong}
 
+    @torch.no_grad()
+    def _running(self, key: str, value: torch.Tensor) -> torch.Tensor:
+        """Update the running mean ``key`` with this batch's ``value``; return the new mean."""
+        old = self.stats[key].to(value.device)
+        self.stats[key] = torch.lerp(old, value, 1.0 - self.options.momentum)
+        return self.stats[key]
+
+    @torch.no_grad()
+    def pseudo_labels(self, name: str, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pseudo-labels ``(B,)`` and their weights ``(B,)`` in [0, 1] from the weak view's logits
+        ``(B, K)`` of variable ``name``, updating the running statistics the options use."""
+        probs = logits.softmax(1)
+        if self.options.alignment == "prior":
+            mean = self._running(f"{name}.mean_prediction", probs.mean(0))
+            probs = probs * self.stats[f"{name}.prior"].to(probs.device) / mean.clamp(min=1e-6)
+            probs = probs / probs.sum(1, keepdim=True)
+        confidence, pseudo = probs.max(1)
+        if self.options.weighting == "soft":
+            mu = self._running(f"{name}.confidence_mean", confidence.mean())
+            var = self._running(f"{name}.confidence_var", confidence.var(unbiased=len(confidence) > 1))
+            weight = torch.exp(-(confidence - mu).clamp(max=0).square() / (2 * var.clamp(min=1e-8) / 4))
+        else:
+            weight = (confidence >= self.options.threshold).float()
+        return pseudo, weight
+
     def __call__(self, out: StepOutputs):
         views = out.extra[self.name]
         total = views["strong"].new_zeros(())
         for v in self.spec.supervised:
             s = self.spec.slices[v.name]
-            probs = views["weak"][:, s].softmax(1)
-            confidence, pseudo = probs.max(1)
-            mask = (confidence >= self.options.threshold).float()
+            pseudo, weight = self.pseudo_labels(v.name, views["weak"][:, s])
             ce = F.cross_entropy(views["strong"][:, s].float(), pseudo, reduction="none")
-            total = total + (ce * mask).mean()
+            total = total + (ce * weight).mean()
         return {"ge": total}
 
 

@@ -129,6 +129,20 @@ class ConsistencyOptions(_Options):
         "encoder", description="who gives the pseudo-labels on the weak view: encoder (FixMatch: E itself) or averaged "
         "(E with train.ema's moving average of its weights, as Mean Teacher's teacher; needs train.ema; no extra pass)"
     )
+    weighting: Literal["threshold", "soft"] = Field(
+        "threshold", description="how much each pseudo-label counts: threshold (FixMatch: 1 at confidence >= threshold, "
+        "else 0) or soft (SoftMatch, Chen et al. 2023: 1 at or above the running mean confidence, below it a Gaussian "
+        "of the distance with the running variance / 4, so unsure images still teach a little; threshold unused)"
+    )
+    alignment: Literal["none", "prior"] = Field(
+        "none", description="distribution alignment of the weak view's class probabilities before the pseudo-label "
+        "(ReMixMatch, SoftMatch's uniform alignment): none, or prior (times the variable's prior / E's running mean "
+        "prediction, renormalised), so E does not lean to the classes it already reads most"
+    )
+    momentum: float = Field(
+        0.999, gt=0, lt=1, description="momentum of the running statistics of weighting: soft and alignment: prior "
+        "(SoftMatch: 0.999); saved for --resume"
+    )
 
 
 class GradientPenaltyOptions(_Options):
