@@ -47,7 +47,8 @@ class Consistency(LossTerm):
         super().__init__(spec, options)
         self.needs = frozenset({"averaged_encoder"}) if options.teacher == "averaged" else frozenset()
         self.unlabeled_ratio = options.unlabeled_ratio
-        self.stats: dict[str, torch.Tensor] = {}
+        self.stats: dict[str, torch.Tensor] = {}  # running statistics, by "<variable>.<name>"
+        self.priors: dict[str, torch.Tensor] = {}  # alignment targets, fixed
         for v in spec.supervised:
             k = len(v.classes)
             if options.weighting == "soft":
@@ -55,11 +56,11 @@ class Consistency(LossTerm):
                 self.stats[f"{v.name}.confidence_var"] = torch.tensor(1.0)
             if options.alignment == "prior":
                 prior = torch.tensor(v.weights) if v.weights is not None else torch.full((k,), 1.0 / k)
-                self.stats[f"{v.name}.prior"] = prior / prior.sum()
-                self.stats[f"{v.name}.mean_prediction"] = prior / prior.sum()
+                self.priors[v.name] = prior / prior.sum()
+                self.stats[f"{v.name}.mean_prediction"] = self.priors[v.name].clone()
 
     def state_dict(self) -> dict[str, torch.Tensor]:
-        return {k: t for k, t in self.stats.items() if not k.endswith(".prior")}
+        return dict(self.stats)
 
     def load_state_dict(self, tensors: dict[str, torch.Tensor]) -> None:
         for k, t in tensors.items():
@@ -90,7 +91,7 @@ class Consistency(LossTerm):
         probs = logits.softmax(1)
         if self.options.alignment == "prior":
             mean = self._running(f"{name}.mean_prediction", probs.mean(0))
-            probs = probs * self.stats[f"{name}.prior"].to(probs.device) / mean.clamp(min=1e-6)
+            probs = probs * self.priors[name].to(probs.device) / mean.clamp(min=1e-6)
             probs = probs / probs.sum(1, keepdim=True)
         confidence, pseudo = probs.max(1)
         if self.options.weighting == "soft":
