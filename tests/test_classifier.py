@@ -21,6 +21,7 @@ from toolkit.classifier import (
     save_classifier,
     shift,
     train_classifier,
+    training_view,
 )
 from toolkit.errors import CheckpointError, ToolkitError
 from toolkit.plugins import registry
@@ -132,6 +133,25 @@ def test_shift_moves_each_image_by_at_most_max_shift():
     assert torch.equal(shift(images, 0, torch.Generator()), images)
 
 
+def test_training_view_mirrors_about_half_the_images_only_with_flip():
+    images = torch.zeros(400, 1, 9, 9)
+    images[:, :, 4, 1] = 1  # a dot on the left
+    g = torch.Generator().manual_seed(0)
+    assert torch.equal(training_view(images, 0, False, g), images)
+    mirrored = training_view(images, 0, True, g)[:, 0, 4]
+    on_right = mirrored[:, 7] == 1
+    assert torch.all(on_right | (mirrored[:, 1] == 1)) and 150 < int(on_right.sum()) < 250
+
+
+def test_flip_is_recorded_and_shown(tmp_path):
+    done = toolkit("classifier", "train", "fashion-mnist-mini", "--attribute", "item", *CLI_TINY, "--flip",
+                   "-o", "f.safetensors", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert read_classifier_meta(tmp_path / "f.safetensors")["flip"] is True
+    shown = toolkit("classifier", "show", "f.safetensors", cwd=tmp_path)
+    assert "epochs, seed 0, left-right flips" in shown.stdout
+
+
 def test_refuses_other_files(tmp_path):
     other = tmp_path / "gan.safetensors"
     write_safetensors(other, {"w": torch.zeros(2)}, {"format": 1, "kind": "checkpoint"})
@@ -176,11 +196,12 @@ def test_cli_train_and_show(tmp_path):
     assert match, done.stdout
     meta = read_classifier_meta(tmp_path / "c.safetensors")
     assert meta["training"]["train_images"] == 300 and meta["network_options"]["width"] == 0.25
+    assert meta["flip"] is False
     shown = toolkit("classifier", "show", "c.safetensors", cwd=tmp_path)
     assert shown.returncode == 0, shown.stderr
     assert f"test accuracy: {match.group(1)}% on 1000 images" in shown.stdout
     assert f"per class:     balanced {match.group(2)}%; t-shirt " in shown.stdout
-    assert "(class-balanced sampling)" in shown.stdout
+    assert "(class-balanced sampling)" in shown.stdout and "flips" not in shown.stdout
     assert meta["data_hash"] in shown.stdout and "fashion-mnist-mini" in shown.stdout
     assert classifier_hash(tmp_path / "c.safetensors") in shown.stdout
 

@@ -45,6 +45,8 @@ def train(
                                 "ghosts of two classes, so blurred samples are not counted as a class."),
     balance: bool = typer.Option(True, "--balance/--no-balance", help="Draw every class equally often (class-balanced "
                                  "sampling), so a rare class (pale skin, bald) is recognised, not outvoted."),
+    flip: bool = typer.Option(False, "--flip/--no-flip", help="Also mirror training images left-right (for classes "
+                              "a mirror image keeps: faces, clothes; not digits)."),
 ):
     """Train a classifier for DATASET's ATTRIBUTE; save it with its test accuracy and data hash."""
     from rich.console import Console
@@ -81,7 +83,7 @@ def train(
         module, meta = train_classifier(dataset, dataset_options, attribute, network, network_options, epochs=epochs,
                                         batch_size=batch_size, lr=lr, seed=seed, device=device, progress=update,
                                         limit=limit, attributes=attributes, reject=reject,
-                                        balance=balance)
+                                        balance=balance, flip=flip)
     with writing(out):
         save_classifier(out, module, meta)
     typer.echo(f"test accuracy {meta['test_accuracy']:.2%} on {meta['test_images']} images "
@@ -126,7 +128,7 @@ def show(
         f"test accuracy: {meta.get('test_accuracy', float('nan')):.2%} on {meta.get('test_images')} images",
         balanced_line(meta),
         f"data hash:     {meta.get('data_hash')}",
-        f"trained:       {meta.get('epochs')} epochs, seed {meta.get('seed')}",
+        f"trained:       {meta.get('epochs')} epochs, seed {meta.get('seed')}{', left-right flips' if meta.get('flip') else ''}",
         f"versions:      {versions}",
     ]
     typer.echo("\n".join(lines))
