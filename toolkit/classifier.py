@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from . import augment
 from . import checkpoint as ckpt
 from .data import ImageSet, balancing_weights, derive_attributes
 from .distributed import pick_device
@@ -84,12 +85,10 @@ def shift(images: torch.Tensor, max_shift: int, generator: torch.Generator) -> t
 
 def training_view(images: torch.Tensor, max_shift: int, flip: bool, generator: torch.Generator) -> torch.Tensor:
     """What the classifier trains on: ``images`` ``(B, C, H, W)`` in [0, 1], each shifted by up to
-    ``max_shift`` px (:func:`shift`) and, with ``flip``, mirrored left-right with probability 0.5."""
+    ``max_shift`` px (:func:`shift`) and, with ``flip``, mirrored left-right with probability 0.5
+    (:func:`toolkit.augment.flip`)."""
     x = shift(images, max_shift, generator)
-    if flip:
-        mask = (torch.rand(len(x), generator=generator) < 0.5).to(x.device)[:, None, None, None]
-        x = torch.where(mask, x.flip(3), x)
-    return x
+    return augment.flip(x, 0.5, generator) if flip else x
 
 
 def negatives(images: torch.Tensor, labels: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
