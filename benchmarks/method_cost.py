@@ -44,6 +44,10 @@ OPTIONS = {
     "consistency SoftMatch weighting + prior alignment": ["losses.consistency.weight=10",
                                                           "losses.consistency.options.weighting=soft",
                                                           "losses.consistency.options.alignment=prior"],
+    "consistency for faces (flip; affine and cutout strong)": [
+        "losses.consistency.weight=10", "losses.consistency.options.threshold=0.9",
+        "losses.consistency.options.weak=[flip,translation]",
+        "losses.consistency.options.strong=[flip,affine,translation,cutout]"],
     "consistency unlabeled_ratio 3": ["losses.consistency.weight=10", "losses.consistency.options.unlabeled_ratio=3"],
     "consistency unlabeled_ratio 7": ["losses.consistency.weight=10", "losses.consistency.options.unlabeled_ratio=7"],
     "labeled floor 0.2": ["data.labeled_floor=0.2"],
