@@ -138,6 +138,23 @@ def test_resize_upsampling_has_no_transposed_stride_two_convolutions(family, sha
     assert x.shape == (3, *shape) and 0 <= x.min() and x.max() <= 1
 
 
+@pytest.mark.parametrize("family,shape", [("paper28", (1, 28, 28)), ("paper32", (3, 32, 32))])
+def test_e_width_widens_only_the_encoder(family, shape):
+    spec = _spec()
+    same = build_networks(family, spec, shape, {"width": 0.25})
+    wide = build_networks(family, spec, shape, {"width": 0.25, "e_width": 1})
+    count = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
+    assert count(wide.encoder) > 4 * count(same.encoder)
+    assert count(wide.generator) == count(same.generator) and count(wide.discriminator) == count(same.discriminator)
+    convs = [m for m in wide.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs[0].out_channels == 32  # Table I's first E convolution at width 1
+    with torch.no_grad():
+        code = wide.encoder(torch.rand(3, *shape))
+    assert code.shape == (3, spec.dim)
+    with pytest.raises(ToolkitError, match=r"model\.options\.e_width"):
+        build_networks(family, spec, shape, {"width": 0.25, "e_width": 0})
+
+
 @pytest.mark.parametrize("shape", [(1, 32, 32), (3, 28, 32), (1, 64, 64)])
 def test_paper28_refuses_other_sizes(shape):
     with pytest.raises(ToolkitError, match=r"paper28.*28x28"):

@@ -32,6 +32,10 @@ class PaperNetworkOptions(_Options):
     bn_momentum: float = Field(0.001, gt=0, le=1, description="BatchNorm momentum (TF decay 0.999 = 0.001)")
     bn_eps: float = Field(1e-3, gt=0, description="BatchNorm epsilon (TF default 1e-3)")
     width: float = Field(1.0, gt=0, le=4, description="channel multiplier (small values for smoke tests)")
+    e_width: float | None = Field(
+        None, gt=0, le=4, description="E's channel multiplier, when E should be wider or narrower than G and D "
+        "(not in the paper); unset: width"
+    )
     d_spectral_norm: bool = Field(
         False, description="spectral normalisation of D's weights (torch's parametrization; Miyato et al. 2018; not in the paper)"
     )

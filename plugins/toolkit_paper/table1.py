@@ -29,24 +29,28 @@ class Generator(nn.Module):
         return self.deconv(self.fc(z).view(len(z), self.base, self.side, self.side))
 
 
-def _convs(channels: int, convs, o, extra=None) -> tuple[list[nn.Module], int]:
-    """``convs``: ``(out_channels, kernel, stride)`` per VALID convolution (widths scaled by ``o.width``)."""
+def _convs(channels: int, convs, o, extra=None, width: float | None = None) -> tuple[list[nn.Module], int]:
+    """``convs``: ``(out_channels, kernel, stride)`` per VALID convolution (widths scaled by ``width``,
+    ``o.width`` when not given)."""
     layers, cin = [], channels
     for i, (cout, kernel, stride) in enumerate(convs):
-        cout = scaled(cout, o.width)
+        cout = scaled(cout, o.width if width is None else width)
         layers.append(block(nn.Conv2d(cin, cout, kernel, stride), cout, o, True, extra(i == 0) if extra else None))
         cin = cout
     return layers, cin
 
 
 class Encoder(nn.Module):
-    """Images -> convolutions -> FC 1024 -> raw code: u (tanh) | categorical logits | continuous means."""
+    """Images -> convolutions -> FC 1024 -> raw code: u (tanh) | categorical logits | continuous means.
+
+    Channel widths scale by ``o.e_width``, or by ``o.width`` when that is not set."""
 
     def __init__(self, spec, channels: int, o, convs, side: int):
         super().__init__()
-        w = lambda c: scaled(c, o.width)  # noqa: E731
+        width = o.width if o.e_width is None else o.e_width
+        w = lambda c: scaled(c, width)  # noqa: E731
         self.u_size = spec.u_size
-        layers, cin = _convs(channels, convs, o)
+        layers, cin = _convs(channels, convs, o, width=width)
         self.features = nn.Sequential(
             *layers,
             nn.Flatten(),
