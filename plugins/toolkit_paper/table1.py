@@ -29,12 +29,11 @@ class Generator(nn.Module):
         return self.deconv(self.fc(z).view(len(z), self.base, self.side, self.side))
 
 
-def _convs(channels: int, convs, o, extra=None, width: float | None = None) -> tuple[list[nn.Module], int]:
-    """``convs``: ``(out_channels, kernel, stride)`` per VALID convolution (widths scaled by ``width``,
-    ``o.width`` when not given)."""
+def _convs(channels: int, convs, o, width: float, extra=None) -> tuple[list[nn.Module], int]:
+    """``convs``: ``(out_channels, kernel, stride)`` per VALID convolution (widths scaled by ``width``)."""
     layers, cin = [], channels
     for i, (cout, kernel, stride) in enumerate(convs):
-        cout = scaled(cout, o.width if width is None else width)
+        cout = scaled(cout, width)
         layers.append(block(nn.Conv2d(cin, cout, kernel, stride), cout, o, True, extra(i == 0) if extra else None))
         cin = cout
     return layers, cin
@@ -50,7 +49,7 @@ class Encoder(nn.Module):
         width = o.width if o.e_width is None else o.e_width
         w = lambda c: scaled(c, width)  # noqa: E731
         self.u_size = spec.u_size
-        layers, cin = _convs(channels, convs, o, width=width)
+        layers, cin = _convs(channels, convs, o, width)
         self.features = nn.Sequential(
             *layers,
             nn.Flatten(),
@@ -78,7 +77,7 @@ class Discriminator(nn.Module):
         super().__init__()
         w = lambda c: scaled(c, o.width)  # noqa: E731
         noise = lambda first: regulariser(o, first=first)  # noqa: E731
-        layers, cin = _convs(channels, convs, o, noise)
+        layers, cin = _convs(channels, convs, o, o.width, noise)
         self.image = nn.Sequential(
             *layers,
             nn.Flatten(),
