@@ -12,6 +12,8 @@ replacement) for the supervised cross-entropy and fills the batch with unlabeled
 ``--consistency W`` adds the ``losses.consistency`` term itself (FixMatch with the recipe's
 options for it, e.g. ``--set losses.consistency.options.strong=[affine,cutout]``, and
 ``--threshold``) on the whole batch with weight W, and
+``--vat W`` adds ``losses.vat`` (virtual adversarial training, its options from the recipe's
+``losses.vat`` if it has one) the same way, and
 ``--augment-labeled`` shows the labeled images translated and flipped (FixMatch's weak view).
 ``--labels all`` gives the fully supervised reference.
 
@@ -42,8 +44,9 @@ WEAK_LABELED = ["translation", "flip"]  # FixMatch's weak view of labeled images
 
 
 def consistency_loss(term, encoder, images: torch.Tensor, step: int) -> torch.Tensor:
-    """The ``losses.consistency`` term on ``images`` with E alone: its own passes, then its loss
-    (the term reads only its extra passes; the GAN's outputs are left empty)."""
+    """A term with passes of its own (``losses.consistency``, ``losses.vat``) on ``images`` with E
+    alone: its passes, then its loss (the term reads only its extra passes; the GAN's outputs are
+    left empty)."""
     views = term.extra_passes(SimpleNamespace(encoder=encoder), {"x_real": images}, step)
     empty = {f.name: None for f in dataclasses.fields(StepOutputs) if f.default is dataclasses.MISSING
              and f.default_factory is dataclasses.MISSING}
@@ -51,7 +54,7 @@ def consistency_loss(term, encoder, images: torch.Tensor, step: int) -> torch.Te
 
 
 def train_encoder(recipe, seed: int, steps: int, labels, labeled_per_step: int, augment_labeled: bool,
-                  consistency: float, threshold: float, every: int) -> dict[int, float]:
+                  consistency: float, threshold: float, every: int, vat: float = 0.0) -> dict[int, float]:
     torch.manual_seed(seed)
     train, test = load_dataset(recipe, "train"), load_dataset(recipe, "test")
     spec = build_spec(recipe, train)
@@ -69,6 +72,8 @@ def train_encoder(recipe, seed: int, steps: int, labels, labeled_per_step: int, 
     recipe_term = recipe.losses.get("consistency")
     options = {**(recipe_term.options if recipe_term else {}), "threshold": threshold}
     term = build_losses({"consistency": LossConfig(options=options)}, spec)["consistency"]
+    recipe_vat = recipe.losses.get("vat")
+    vat_term = build_losses({"vat": LossConfig(options=recipe_vat.options if recipe_vat else {})}, spec)["vat"]
     history = {}
     for step in range(1, steps + 1):
         li = labeled[torch.randint(len(labeled), (labeled_per_step,), generator=g)]
@@ -79,6 +84,8 @@ def train_encoder(recipe, seed: int, steps: int, labels, labeled_per_step: int, 
         loss = F.cross_entropy(encoder(x_lab)[:, head], y[li])
         if consistency > 0:
             loss = loss + consistency * consistency_loss(term, encoder, torch.cat([images[li], images[ui]]), step)
+        if vat > 0:
+            loss = loss + vat * consistency_loss(vat_term, encoder, torch.cat([images[li], images[ui]]), step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -101,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--augment-labeled", action="store_true")
     p.add_argument("--consistency", type=float, default=0.0, help="weight of FixMatch (0: off)")
     p.add_argument("--threshold", type=float, default=0.9)
+    p.add_argument("--vat", type=float, default=0.0, help="weight of virtual adversarial training (0: off; "
+                   "its options from the recipe's losses.vat, e.g. --set losses.vat.options.epsilon=3)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field (e.g. model.options.width=1)")
     a = p.parse_args(argv)
     recipe = load_recipe(a.recipe, a.set)
@@ -109,11 +118,11 @@ def main(argv: list[str] | None = None) -> int:
     for seed in (int(s) for s in a.seeds.split(",")):
         start = time.perf_counter()
         runs[seed] = train_encoder(recipe, seed, a.steps, labels, a.labeled_per_step, a.augment_labeled,
-                                   a.consistency, a.threshold, a.every)
+                                   a.consistency, a.threshold, a.every, a.vat)
         curve = " ".join(f"{k}:{100 * v:.1f}" for k, v in runs[seed].items())
         print(f"seed {seed}: {curve}  ({time.perf_counter() - start:.0f} s)", flush=True)
     print(f"labels {labels}, {a.labeled_per_step} labeled per step, augment labeled {a.augment_labeled}, "
-          f"consistency {a.consistency} (threshold {a.threshold}); held-out accuracy, mean +- std over {len(runs)} seeds:")
+          f"consistency {a.consistency} (threshold {a.threshold}), vat {a.vat}; held-out accuracy, mean +- std over {len(runs)} seeds:")
     for step in next(iter(runs.values())):
         values = [100 * r[step] for r in runs.values()]
         std = statistics.stdev(values) if len(values) > 1 else 0.0

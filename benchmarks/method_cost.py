@@ -60,6 +60,7 @@ OPTIONS = {
     "batch 128": ["optim.batch_size=128"],
     "E width 1": ["model.options.e_width=1"],
     "E width 2": ["model.options.e_width=2"],
+    "VAT weight 10": ["losses.vat.weight=10"],
     "quickstart additions together": ["losses.consistency.weight=10", "losses.consistency.options.threshold=0.9",
                                       "train.ema=0.99", "data.labeled_floor=0.2", "train.d_augment=[translation,cutout]",
                                       "optim.lr_d=1e-3"],

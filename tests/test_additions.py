@@ -23,6 +23,8 @@ from toolkit.train import ForwardPasses
     ("info", {"augment": ["translation", "blur", "noise"]}),
     ("info", {"augment": ["blur"], "translations": True, "supervised_by": "labels"}),
     ("mode_seeking", {}),
+    ("vat", {}),
+    ("vat", {"unlabeled_ratio": 2, "epsilon": 0.5}),
 ])
 def test_new_terms_pass_the_plugin_contract(name, options):
     parts = smoke_test_loss(name, options)
@@ -159,6 +161,55 @@ def test_supervised_through_transforms_reads_the_labeled_rows_of_its_own_view():
                                 allow_unused=True)
     n_gen = len(list(nets.generator.parameters()))
     assert all(g is None for g in grads[:n_gen]) and any(g is not None for g in grads[n_gen:]), "trains E only"
+
+
+def test_vat_perturbs_in_the_direction_that_changes_e_most_by_epsilon_and_trains_e_only():
+    from types import SimpleNamespace
+
+    from toolkit.losses import StepOutputs
+
+    spec = tiny_spec()
+    term = build_losses({"vat": LossConfig(options={"epsilon": 0.1})}, spec)["vat"]
+    _, nets, outputs, extra = _step({"vat": term})
+    out = StepOutputs(torch.zeros(1), {}, z_fake=None, step=1, extra=extra, **outputs)
+    loss = term(out)["ge"]
+    assert loss > 0
+    n_enc = len(list(nets.encoder.parameters()))
+    grads = torch.autograd.grad(loss, list(nets.encoder.parameters()) + list(nets.generator.parameters()),
+                                allow_unused=True)
+    assert any(g is not None for g in grads[:n_enc])
+    assert all(g is None for g in grads[n_enc:]), "the term reads E on real images: G is not trained"
+
+    x = torch.rand(6, 1, 28, 28)
+
+    def found(epsilon):
+        term.options.epsilon = epsilon
+        torch.manual_seed(1)  # the same random start of the power iteration
+        views = term.extra_passes(SimpleNamespace(encoder=nets.encoder), {"x_real": x}, 1)
+        return term._divergence(views["clean"], views["perturbed"]).mean().item()
+
+    with torch.no_grad():
+        clean = nets.encoder(x)
+        directions = [torch.randn_like(x) for _ in range(20)]
+        random = sum(term._divergence(clean, nets.encoder(x + 0.1 * d / d.flatten(1).norm(dim=1).view(-1, 1, 1, 1)))
+                     .mean().item() for d in directions) / len(directions)
+    assert found(0.1) > 20 * random, "the adversarial direction beats random ones of the same norm"
+    assert 3.5 < found(0.2) / found(0.1) < 4.5, "KL grows as epsilon^2 for small epsilon: r has norm epsilon"
+
+    blind = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, spec.dim))
+    with torch.no_grad():
+        blind[1].weight.zero_()  # an E that ignores its image: no direction changes it
+    views = term.extra_passes(SimpleNamespace(encoder=blind), {"x_real": x}, 1)
+    assert term._divergence(views["clean"], views["perturbed"]).abs().max().item() == 0.0
+
+
+def test_vat_without_a_labeled_variable_is_refused():
+    from toolkit.errors import RecipeError
+    from toolkit.latent import LatentSpec, Variable
+
+    spec = LatentSpec(3, [Variable("c1", "continuous")])
+    with pytest.raises(RecipeError, match="losses.vat"):
+        build_losses({"vat": LossConfig()}, spec)
 
 
 def test_r1_is_the_squared_input_gradient_of_d_and_runs_lazily():

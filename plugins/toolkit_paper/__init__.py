@@ -16,6 +16,7 @@ from .options import (
     Paper32Options,
     RecOptions,
     SupOptions,
+    VirtualAdversarialOptions,
 )
 
 
@@ -48,6 +49,8 @@ def register_losses(register):
              description="BiGAN-style joint discriminator D(x, z) (L_adv)")
     register("consistency", "toolkit_paper.additions:Consistency", options=ConsistencyOptions,
              description="FixMatch consistency of E's labeled heads on unlabeled real images (not in the paper)")
+    register("vat", "toolkit_paper.additions:VirtualAdversarial", options=VirtualAdversarialOptions,
+             description="virtual adversarial training of E's labeled heads on real images (not in the paper)")
     register("r1", "toolkit_paper.additions:GradientPenalty", options=GradientPenaltyOptions,
              description="lazy R1 (or R2) gradient penalty on D's pairs (not in the paper)")
     register("mode_seeking", "toolkit_paper.additions:ModeSeeking", options=ModeSeekingOptions,

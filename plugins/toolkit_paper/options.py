@@ -149,6 +149,16 @@ class ConsistencyOptions(_Options):
     )
 
 
+class VirtualAdversarialOptions(_Options):
+    epsilon: float = Field(2.0, gt=0, description="L2 norm of the adversarial perturbation, in pixel units over the whole "
+                           "image (values in [0, 1]; VAT's MNIST setting: 0.3 for its MLP, larger for convolutional nets)")
+    xi: float = Field(1e-6, gt=0, description="size of the probe in the power iteration (VAT: 1e-6)")
+    unlabeled_ratio: int = Field(
+        0, ge=0, le=16, description="mu * batch_size more real images per step, drawn uniformly from the training set, "
+        "join the step's batch for this term; 0: the step's batch only"
+    )
+
+
 class GradientPenaltyOptions(_Options):
     gamma: float = Field(1.0, gt=0, description="penalty weight gamma (the term is gamma/2 * E||grad||^2)")
     every: int = Field(4, ge=1, description="lazy regularisation: compute every k steps, scaled by k (StyleGAN2: 16)")
