@@ -47,7 +47,9 @@ def consistency_loss(term, encoder, images: torch.Tensor, step: int) -> torch.Te
     """A term with passes of its own (``losses.consistency``, ``losses.vat``) on ``images`` with E
     alone: its passes, then its loss (the term reads only its extra passes; the GAN's outputs are
     left empty)."""
-    views = term.extra_passes(SimpleNamespace(encoder=encoder), {"x_real": images}, step)
+    with torch.no_grad():
+        raw = encoder(images)  # the GAN step's own E(x), which a term may read
+    views = term.extra_passes(SimpleNamespace(encoder=encoder), {"x_real": images, "raw_real": raw}, step)
     empty = {f.name: None for f in dataclasses.fields(StepOutputs) if f.default is dataclasses.MISSING
              and f.default_factory is dataclasses.MISSING}
     return term(StepOutputs(**empty, extra={term.name: views}))["ge"]

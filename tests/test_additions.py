@@ -185,7 +185,9 @@ def test_vat_perturbs_in_the_direction_that_changes_e_most_by_epsilon_and_trains
     def found(epsilon):
         term.options.epsilon = epsilon
         torch.manual_seed(1)  # the same random start of the power iteration
-        views = term.extra_passes(SimpleNamespace(encoder=nets.encoder), {"x_real": x}, 1)
+        with torch.no_grad():
+            raw = nets.encoder(x)
+        views = term.extra_passes(SimpleNamespace(encoder=nets.encoder), {"x_real": x, "raw_real": raw}, 1)
         return term._divergence(views["clean"], views["perturbed"]).mean().item()
 
     with torch.no_grad():
@@ -199,7 +201,7 @@ def test_vat_perturbs_in_the_direction_that_changes_e_most_by_epsilon_and_trains
     blind = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, spec.dim))
     with torch.no_grad():
         blind[1].weight.zero_()  # an E that ignores its image: no direction changes it
-    views = term.extra_passes(SimpleNamespace(encoder=blind), {"x_real": x}, 1)
+    views = term.extra_passes(SimpleNamespace(encoder=blind), {"x_real": x, "raw_real": blind(x)}, 1)
     assert term._divergence(views["clean"], views["perturbed"]).abs().max().item() == 0.0
 
 

@@ -133,8 +133,9 @@ class VirtualAdversarial(LossTerm):
     rows (the local distributional smoothness, eq. 13). Unlike FixMatch's threshold, every image
     counts, so E learns to be smooth around the images it is unsure of as well.
 
-    Trains E only. Three E passes per step: one without gradients, one whose gradient is taken
-    with respect to the perturbation only, one that trains E. ``xi``, ``epsilon``: the options
+    Trains E only. ``p`` of the step's batch is the step's own ``E(x)`` (``batch["raw_real"]``,
+    detached); two E passes more per step: one whose gradient is taken with respect to the
+    perturbation only, one that trains E (and one without gradients on the mu * B more images). ``xi``, ``epsilon``: the options
     (the authors' MNIST setting: ``xi`` 1e-6, ``epsilon`` 0.3-5 depending on the network).
     """
 
@@ -157,10 +158,11 @@ class VirtualAdversarial(LossTerm):
 
     def extra_passes(self, nets, batch, step):
         x = batch["x_real"].detach()
+        clean = batch["raw_real"].detach().float()  # the step's own E(x): no pass of the term's
         if self.unlabeled_ratio:
             x = torch.cat([x, batch["x_unlabeled"]])
-        with torch.no_grad():
-            clean = nets.encoder(x).float()
+            with torch.no_grad():
+                clean = torch.cat([clean, nets.encoder(batch["x_unlabeled"]).float()])
         d = (self.options.xi * _unit(torch.randn_like(x))).requires_grad_(True)
         with torch.enable_grad():
             distance = self._divergence(clean, nets.encoder(x + d)).sum()
