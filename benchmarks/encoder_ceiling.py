@@ -43,13 +43,21 @@ from toolkit.recipe import LossConfig, load_recipe
 WEAK_LABELED = ["translation", "flip"]  # FixMatch's weak view of labeled images
 
 
-def consistency_loss(term, encoder, images: torch.Tensor, step: int) -> torch.Tensor:
+def consistency_loss(term, encoder, images: torch.Tensor, step: int, pool: torch.Tensor | None = None,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
     """A term with passes of its own (``losses.consistency``, ``losses.vat``) on ``images`` with E
     alone: its passes, then its loss (the term reads only its extra passes; the GAN's outputs are
-    left empty)."""
+    left empty). A term with an ``unlabeled_ratio`` mu > 0 also gets ``mu * len(images)`` images
+    drawn uniformly from ``pool`` (the training images), as the trainer draws them."""
     with torch.no_grad():
         raw = encoder(images)  # the GAN step's own E(x), which a term may read
-    views = term.extra_passes(SimpleNamespace(encoder=encoder), {"x_real": images, "raw_real": raw}, step)
+    batch = {"x_real": images, "raw_real": raw}
+    if term.unlabeled_ratio:
+        if pool is None:
+            raise ValueError(f"losses.{term.name} reads unlabeled_ratio = {term.unlabeled_ratio} more images per row: pass pool")
+        more = torch.randint(len(pool), (term.unlabeled_ratio * len(images),), generator=generator)
+        batch["x_unlabeled"] = pool[more]
+    views = term.extra_passes(SimpleNamespace(encoder=encoder), batch, step)
     empty = {f.name: None for f in dataclasses.fields(StepOutputs) if f.default is dataclasses.MISSING
              and f.default_factory is dataclasses.MISSING}
     return term(StepOutputs(**empty, extra={term.name: views}))["ge"]
@@ -85,9 +93,9 @@ def train_encoder(recipe, seed: int, steps: int, labels, labeled_per_step: int, 
             x_lab = augment(x_lab, WEAK_LABELED)
         loss = F.cross_entropy(encoder(x_lab)[:, head], y[li])
         if consistency > 0:
-            loss = loss + consistency * consistency_loss(term, encoder, torch.cat([images[li], images[ui]]), step)
+            loss = loss + consistency * consistency_loss(term, encoder, torch.cat([images[li], images[ui]]), step, images, g)
         if vat > 0:
-            loss = loss + vat * consistency_loss(vat_term, encoder, torch.cat([images[li], images[ui]]), step)
+            loss = loss + vat * consistency_loss(vat_term, encoder, torch.cat([images[li], images[ui]]), step, images, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

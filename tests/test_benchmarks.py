@@ -159,6 +159,18 @@ def test_encoder_ceiling_trains_the_encoder_alone_over_seeds(tmp_path, capsys):
     assert list(history) == [1, 2] and all(0 <= v <= 1 for v in history.values())
 
 
+@pytest.mark.parametrize("term", ["consistency", "vat"])
+def test_encoder_ceiling_draws_the_more_images_a_term_with_an_unlabeled_ratio_reads(tmp_path, capsys, term):
+    from tiny import tiny_yaml
+
+    bench = load_benchmark(BENCH.parent / "encoder_ceiling.py")
+    recipe = tiny_yaml(tmp_path / "tiny.yaml")
+    weight = ["--consistency", "1", "--threshold", "0"] if term == "consistency" else ["--vat", "1"]
+    assert bench.main([str(recipe), "--seeds", "0", "--steps", "2", "--every", "2", "--labels", "20", *weight,
+                       "--set", f"losses.{term}.options.unlabeled_ratio=2"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("  step 2: ")
+
+
 def test_average_horizon_judges_averages_of_the_recipes_own_run(tmp_path, capsys):
     from tiny import tiny_yaml
 
