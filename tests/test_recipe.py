@@ -77,6 +77,13 @@ def test_unknown_top_level_key(tmp_path):
     assert "allowed: name, seed, data, latent, model, losses, optim, train" in message
 
 
+def test_a_negative_loss_weight_is_refused_with_the_field_and_the_valid_range(tmp_path):
+    with pytest.raises(RecipeError) as info:
+        load_recipe(QUICKSTART, ["losses.sup.weight=-1"])
+    message = str(info.value)
+    assert "losses.sup.weight" in message and "greater than or equal to 0" in message
+
+
 def test_unknown_nested_key(tmp_path):
     data = _quickstart_data()
     data["train"]["stepz"] = 10

@@ -43,6 +43,29 @@ def test_resume_gives_the_same_weights_as_training_straight_through(tmp_path):
     assert_same_state(straight, second)
 
 
+def test_a_term_at_weight_zero_is_off_its_passes_do_not_run_and_training_is_the_same_as_without_it(tmp_path, monkeypatch):
+    from toolkit_paper.additions import VirtualAdversarial
+
+    def recipe(vat_weight=None):
+        data = tiny_recipe(steps=3, checkpoint_every=100).model_dump()
+        if vat_weight is not None:
+            data["losses"]["vat"] = {"weight": vat_weight, "options": {"unlabeled_ratio": 2}}
+        return type(tiny_recipe()).model_validate(data)
+
+    def refuse(*args):
+        raise AssertionError("a term at weight 0 ran its passes")
+
+    monkeypatch.setattr(VirtualAdversarial, "extra_passes", refuse)
+    off = Trainer(recipe(0.0), tmp_path / "off", "cpu")
+    assert "vat" not in off.losses and off.unlabeled_ratio == 0  # no more real images drawn for it either
+    off.run()
+    without = Trainer(recipe(), tmp_path / "without", "cpu")
+    without.run()
+    assert_same_state(without, off)
+    with pytest.raises(ToolkitError, match="ran its passes"):  # at any other weight the term runs
+        Trainer(recipe(1.0), tmp_path / "on", "cpu").run()
+
+
 def test_a_term_with_an_unlabeled_ratio_gets_that_many_more_real_images_and_resume_stays_exact(tmp_path, monkeypatch):
     def with_consistency(steps):
         recipe = tiny_recipe(steps=steps, checkpoint_every=100)

@@ -216,7 +216,8 @@ class ModelConfig(Strict):
 
 
 class LossConfig(Strict):
-    weight: float = Field(1.0, description="lambda of this term")
+    weight: float = Field(1.0, ge=0, description="lambda of this term (0 switches it off: neither its passes nor its "
+                          "loss run)")
     ramp: int = Field(0, ge=0, description="steps over which the weight rises linearly from 0 (0: none)")
     options: dict[str, Any] = Field(default_factory=dict)
 

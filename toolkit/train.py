@@ -201,7 +201,8 @@ class Trainer:
         if world.distributed:
             distributed.global_batchnorm(self.networks)
         self.networks.to(self.device, memory_format=self.layout)
-        self.losses = build_losses(recipe.losses, self.spec)
+        # a term at weight 0 is off: not built, so its extra passes (and the outputs only it needs) cost nothing
+        self.losses = build_losses({name: cfg for name, cfg in recipe.losses.items() if cfg.weight}, self.spec)
         needs = frozenset().union(*(term.needs for term in self.losses.values()))
         if "averaged_encoder" in needs and not recipe.train.ema:
             users = [n for n, t in self.losses.items() if "averaged_encoder" in t.needs]
