@@ -43,18 +43,15 @@ from toolkit.recipe import LossConfig, load_recipe
 WEAK_LABELED = ["translation", "flip"]  # FixMatch's weak view of labeled images
 
 
-def consistency_loss(term, encoder, images: torch.Tensor, step: int, pool: torch.Tensor | None = None,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+def consistency_loss(term, encoder, images: torch.Tensor, raw: torch.Tensor, step: int, pool: torch.Tensor,
+                     generator: torch.Generator) -> torch.Tensor:
     """A term with passes of its own (``losses.consistency``, ``losses.vat``) on ``images`` with E
     alone: its passes, then its loss (the term reads only its extra passes; the GAN's outputs are
-    left empty). A term with an ``unlabeled_ratio`` mu > 0 also gets ``mu * len(images)`` images
-    drawn uniformly from ``pool`` (the training images), as the trainer draws them."""
-    with torch.no_grad():
-        raw = encoder(images)  # the GAN step's own E(x), which a term may read
+    left empty). ``raw``: E(images) without gradients, the GAN step's own E(x) that a term may
+    read. A term with an ``unlabeled_ratio`` mu > 0 also gets ``mu * len(images)`` images drawn
+    uniformly from ``pool`` (the training images), as the trainer draws them."""
     batch = {"x_real": images, "raw_real": raw}
     if term.unlabeled_ratio:
-        if pool is None:
-            raise ValueError(f"losses.{term.name} reads unlabeled_ratio = {term.unlabeled_ratio} more images per row: pass pool")
         more = torch.randint(len(pool), (term.unlabeled_ratio * len(images),), generator=generator)
         batch["x_unlabeled"] = pool[more]
     views = term.extra_passes(SimpleNamespace(encoder=encoder), batch, step)
@@ -92,10 +89,14 @@ def train_encoder(recipe, seed: int, steps: int, labels, labeled_per_step: int, 
         if augment_labeled:
             x_lab = augment(x_lab, WEAK_LABELED)
         loss = F.cross_entropy(encoder(x_lab)[:, head], y[li])
+        if consistency > 0 or vat > 0:
+            x = torch.cat([images[li], images[ui]])
+            with torch.no_grad():
+                raw = encoder(x)  # once for both terms, as the trainer's step computes it once
         if consistency > 0:
-            loss = loss + consistency * consistency_loss(term, encoder, torch.cat([images[li], images[ui]]), step, images, g)
+            loss = loss + consistency * consistency_loss(term, encoder, x, raw, step, images, g)
         if vat > 0:
-            loss = loss + vat * consistency_loss(vat_term, encoder, torch.cat([images[li], images[ui]]), step, images, g)
+            loss = loss + vat * consistency_loss(vat_term, encoder, x, raw, step, images, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
