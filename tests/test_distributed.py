@@ -65,6 +65,42 @@ def test_two_ranks_compute_the_gradient_of_one_process_and_stay_in_sync(tmp_path
         assert torch.equal(w, rank1["weights"][name]), name
 
 
+def _slow_saving_worker(rank, init, out):
+    import time
+
+    import torch.distributed as dist
+
+    from toolkit.train import Trainer
+
+    sys.path.insert(0, str(HERE))
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=init, rank=rank, world_size=2)
+    try:
+        trainer = Trainer(_recipe(steps=2), Path(out) / "run", "cpu", world=World(rank, 2))
+        save = trainer.save
+
+        def slow_save():  # rank 0 writes the last checkpoint slowly
+            path = save()
+            if rank == 0:
+                time.sleep(1.5)
+                (Path(out) / "saved").write_text(str(time.time()))
+            return path
+
+        trainer.save = slow_save
+        trainer.run()
+        (Path(out) / f"left{rank}").write_text(str(time.time()))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_no_rank_leaves_training_before_rank_0_has_saved(tmp_path):
+    # a rank that tears its process group down while rank 0 still saves can abort in gloo
+    mp.spawn(_slow_saving_worker, args=(f"file://{tmp_path}/init", str(tmp_path)), nprocs=2)
+    saved = float((tmp_path / "saved").read_text())
+    assert float((tmp_path / "left1").read_text()) >= saved
+    assert float((tmp_path / "left0").read_text()) >= saved
+
+
 def test_global_batchnorm_alone_is_plain_batchnorm():
     torch.manual_seed(0)
     plain = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4, momentum=0.1), torch.nn.Linear(6, 2))

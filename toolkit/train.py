@@ -487,6 +487,9 @@ class Trainer:
             if main:
                 self.save_samples()
             path = self.save()  # a second Ctrl-C or SIGTERM does not stop the save
+            # every rank leaves together: one that tears its process group down while another
+            # still evaluates or saves can abort in gloo's teardown (SIGABRT)
+            distributed.barrier(self.world)
         finally:
             _restore_signals(previous)
         result = {"step": self.step, "checkpoint": str(path), "interrupted": interrupted, "signal": stop["signal"],
