@@ -160,3 +160,11 @@ def test_a_bad_torchrun_environment_is_one_clear_line(tmp_path, env):
     assert done.returncode == 1
     assert "WORLD_SIZE, RANK and LOCAL_RANK must be integers" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_dry_run_on_2_processes_prints_the_recipe_once_and_trains_nothing(tmp_path):
+    recipe = tiny_yaml(tmp_path / "tiny.yaml", steps=2)
+    done = _toolkit("train", str(recipe), "--out", str(tmp_path / "run"), "--nproc", "2", "--dry-run")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("# run folder:") == 1
+    assert not (tmp_path / "run").exists()

@@ -181,11 +181,11 @@ def train_run(recipe, run_dir: Path, *, device: str = "auto", resume: bool = Fal
     device = distributed.device_for(world, device)
     trainer = Trainer(recipe, run_dir, device, world=world)
     if dry_run:
-        if not world.is_main:
-            return
-        typer.echo(to_yaml(recipe), nl=False)
-        typer.echo("# latent spec\n# " + trainer.spec.describe().replace("\n", "\n# "))
-        typer.echo(f"# run folder: {run_dir}; device: {trainer.device}; images {trainer.image_shape}")
+        if world.is_main:
+            typer.echo(to_yaml(recipe), nl=False)
+            typer.echo("# latent spec\n# " + trainer.spec.describe().replace("\n", "\n# "))
+            typer.echo(f"# run folder: {run_dir}; device: {trainer.device}; images {trainer.image_shape}")
+        distributed.barrier(world)  # the ranks leave together, as at the end of Trainer.run
         return
     if resume:
         notes = trainer.load_resume()
