@@ -58,6 +58,7 @@ OPTIONS = {
     "D batch joint": ["train.d_batch=joint"],
     "lr_d 1e-3": ["optim.lr_d=1e-3"],
     "batch 128": ["optim.batch_size=128"],
+    "E width 0.5": ["model.options.e_width=0.5"],
     "E width 1": ["model.options.e_width=1"],
     "E width 2": ["model.options.e_width=2"],
     "VAT weight 10": ["losses.vat.weight=10"],
