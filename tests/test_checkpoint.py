@@ -8,7 +8,7 @@ import pytest
 import torch
 from tiny import tiny_recipe
 
-from toolkit.checkpoint import read_meta
+from toolkit.checkpoint import read_meta, read_tensors
 from toolkit.errors import CheckpointError
 from toolkit.model import load_model
 from toolkit.rundir import newest_checkpoint
@@ -100,6 +100,87 @@ def test_bad_checkpoints_are_refused_with_one_clear_message(trained, tmp_path, c
         load_model(bad)
     assert str(bad) in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def _image(kind):
+    def write(path):
+        from PIL import Image
+
+        Image.new("RGB", (8, 8), (200, 30, 30)).save(path, format=kind)
+
+    return write
+
+
+def _touch_when_unpickled(path):
+    """A pickle that creates ``path.marker`` if anything ever unpickles it."""
+    class Payload:
+        def __reduce__(self):
+            return Path.touch, (path.with_suffix(".marker"),)
+
+    path.write_bytes(pickle.dumps(Payload()))
+
+
+NOT_SAFETENSORS = {
+    # id: (write the file, what the message says it is); the kind of file a user passes by mistake
+    "png-image": (_image("PNG"), "a PNG image"),
+    "jpeg-image": (_image("JPEG"), "a JPEG image"),
+    "text-file": (lambda p: p.write_text("notes about the run: try width 0.5 next\n"), "a text file"),
+    "short-text-file": (lambda p: p.write_text("hi\n"), "a text file"),
+    "empty-file": (lambda p: p.write_bytes(b""), "an empty file (0 bytes)"),
+    "git-lfs-pointer": (lambda p: p.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:0123\nsize 9\n"),
+                        "a Git LFS pointer"),
+    "pickle": (_touch_when_unpickled, "it looks like a pickle (torch.save)"),
+    "binary-junk": (lambda p: p.write_bytes(bytes(range(256)) * 4), "a file of another format"),
+}
+
+
+@pytest.mark.parametrize("read", [read_meta, read_tensors], ids=["read_meta", "read_tensors"])
+@pytest.mark.parametrize("case", NOT_SAFETENSORS)
+def test_a_file_that_is_not_safetensors_says_what_it_is_and_what_is_valid(tmp_path, case, read):
+    write, what = NOT_SAFETENSORS[case]
+    path = tmp_path / "model.safetensors"
+    write(path)
+    with pytest.raises(CheckpointError) as info:
+        read(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: {what}, not a readable safetensors checkpoint"), message
+    assert message.endswith("(expected a .safetensors checkpoint written by toolkit train, "
+                            "or a classifier written by toolkit classifier train)"), message
+    assert "truncated" not in message and "\n" not in message
+    assert not path.with_suffix(".marker").exists()  # never unpickled
+
+
+def _tiny_safetensors(path) -> bytes:
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.arange(64, dtype=torch.float32)}, str(path), metadata={"toolkit": json.dumps({"format": 1})})
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("read", [read_meta, read_tensors], ids=["read_meta", "read_tensors"])
+@pytest.mark.parametrize("cut", ["in-the-data", "in-the-header"])
+def test_a_truncated_safetensors_file_says_how_much_is_missing(tmp_path, cut, read):
+    path = tmp_path / "model.safetensors"
+    data = _tiny_safetensors(path)
+    header = 8 + int.from_bytes(data[:8], "little")
+    keep = len(data) - 100 if cut == "in-the-data" else header - 10
+    path.write_bytes(data[:keep])
+    with pytest.raises(CheckpointError) as info:
+        read(path)
+    want = f"{len(data):,}" if cut == "in-the-data" else f"at least {header:,}"
+    assert str(info.value) == (f"{path}: not a readable safetensors checkpoint (truncated: {keep:,} of {want} bytes): "
+                               "the copy or download was cut short")
+
+
+def test_a_safetensors_file_with_a_corrupt_header_says_so(tmp_path):
+    path = tmp_path / "model.safetensors"
+    data = bytearray(_tiny_safetensors(path))
+    data[9] = ord("!")  # '{"' -> '{!'
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError) as info:
+        read_meta(path)
+    assert str(info.value).startswith(f"{path}: not a readable safetensors checkpoint (corrupt header: JSONDecodeError: ")
+    assert "truncated" not in str(info.value)
 
 
 def test_weights_from_another_architecture_are_refused(trained, tmp_path):

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .errors import CheckpointError
+from .errors import CheckpointError, exception_line
 from .files import atomic_write
 
 FORMAT = 1
@@ -47,9 +47,7 @@ def read_meta(path: str | Path) -> dict:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get(META_KEY)
     except Exception as exc:  # safetensors raises its own error types for bad headers
-        head = path.read_bytes()[:2]
-        hint = " (it looks like a pickle: only safetensors checkpoints are loaded)" if head[:1] == b"\x80" or head == b"PK" else ""
-        raise CheckpointError(f"{path}: not a readable safetensors checkpoint{hint or _truncated(path)}: {exc}") from None
+        raise CheckpointError(unreadable(path, exc)) from None
     if raw is None:
         raise CheckpointError(f"{path}: safetensors file without toolkit metadata (not written by toolkit)")
     try:
@@ -61,17 +59,68 @@ def read_meta(path: str | Path) -> dict:
     return meta
 
 
-def _truncated(path: Path) -> str:
-    """`` (truncated: N of M bytes)`` when the file is shorter than its safetensors header says."""
+# The largest header the safetensors library reads (its MAX_HEADER_SIZE): a longer one means
+# the first 8 bytes are not a header length, so the file is not safetensors at all.
+MAX_HEADER = 100_000_000
+EXPECTED = "expected a .safetensors checkpoint written by toolkit train, or a classifier written by toolkit classifier train"
+MAGIC = {b"\x89PNG\r\n\x1a\n": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"GIF8": "a GIF image",
+         b"BM": "a BMP image", b"II*\x00": "a TIFF image", b"MM\x00*": "a TIFF image"}
+
+
+def unreadable(path: str | Path, exc: Exception) -> str:
+    """Why safetensors cannot open ``path``, as one line: not a safetensors file at all (empty,
+    an image, text, a pickle: what it is and what is valid), truncated (``N of M bytes``: a copy
+    or download cut short) or otherwise damaged. Reads only the file's first bytes; never unpickles."""
+    path = Path(path)
     try:
+        size = path.stat().st_size
         with open(path, "rb") as f:
-            size = int.from_bytes(f.read(8), "little")
-            header = json.loads(f.read(size)) if size < 100_000_000 else {}
-        end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
-        have, want = path.stat().st_size, 8 + size + end
-    except Exception:  # not even a readable header: nothing more to say
-        return ""
-    return f" (truncated: {have:,} of {want:,} bytes)" if have < want else ""
+            head, start = f.read(8), f.read(512)
+            length = int.from_bytes(head, "little") if len(head) == 8 else 0
+            if 0 < length <= MAX_HEADER and start[:1] == b"{":  # how a safetensors file starts: its damage is the message
+                header = (start + f.read(max(0, length - len(start))))[:length]
+                return f"{path}: not a readable safetensors checkpoint{_damage(size, length, header) or f': {exc}'}"
+    except OSError as error:
+        return f"{path}: cannot read the file: {error.strerror or error}"
+    what, note = _what(head + start, size)
+    return f"{path}: {what}, not a readable safetensors checkpoint{note} ({EXPECTED})"
+
+
+def _damage(size: int, length: int, header: bytes) -> str:
+    """`` (truncated: N of M bytes)...`` or `` (corrupt header: ...)`` for a file that starts as safetensors does."""
+    cut = ": the copy or download was cut short"
+    if len(header) < length:
+        return f" (truncated: {size:,} of at least {8 + length:,} bytes){cut}"
+    try:
+        tensors = json.loads(header)
+        end = max((v["data_offsets"][1] for k, v in tensors.items() if k != "__metadata__"), default=0)
+    except AttributeError:
+        return " (corrupt header: not a JSON object)"
+    except Exception as error:  # not JSON, or JSON that is not a safetensors header
+        return f" (corrupt header: {exception_line(error)})"
+    return f" (truncated: {size:,} of {8 + length + end:,} bytes){cut}" if size < 8 + length + end else ""
+
+
+def _what(start: bytes, size: int) -> tuple[str, str]:
+    """``(what the file is, a note)`` for a file that is not safetensors, from its first bytes."""
+    if size == 0:
+        return "an empty file (0 bytes)", ""
+    for magic, name in MAGIC.items():
+        if start.startswith(magic):
+            return name, ""
+    if start[:4] == b"RIFF" and start[8:12] == b"WEBP":
+        return "a WebP image", ""
+    if start[:1] == b"\x80" or start[:2] == b"PK":
+        return "it looks like a pickle (torch.save)", ": only safetensors checkpoints are loaded, never pickles"
+    if start.startswith(b"version https://git-lfs"):
+        return "a Git LFS pointer", ": fetch the file itself with git lfs pull"
+    try:
+        text = start.decode("utf-8")
+    except UnicodeDecodeError as error:  # a character cut by the end of what was read is still text
+        text = start[: error.start].decode("utf-8") if error.start >= len(start) - 3 else ""
+    if text and all(c.isprintable() or c.isspace() for c in text):
+        return "a text file", ""
+    return "a file of another format", ""
 
 
 def read_tensors(path: str | Path, device="cpu") -> dict[str, torch.Tensor]:
@@ -80,7 +129,7 @@ def read_tensors(path: str | Path, device="cpu") -> dict[str, torch.Tensor]:
     try:
         return load_file(str(path), device=str(device))
     except Exception as exc:
-        raise CheckpointError(f"{path}: cannot read tensors (truncated or corrupt?): {exc}") from None
+        raise CheckpointError(unreadable(path, exc)) from None
 
 
 def checkpoint_meta(recipe, spec, image_shape, step: int, plugins: dict) -> dict:
