@@ -23,7 +23,7 @@ import torch
 from PIL import Image
 from tiny import tiny_recipe
 
-from toolkit.errors import ImageError, ToolkitError
+from toolkit.errors import ImageError, LatentError, ToolkitError
 from toolkit.explore import KEEP, Explorer, control_count, sweep_values, values_from_controls
 from toolkit.latent import LatentSpec, Variable
 from toolkit.model import Model
@@ -194,8 +194,7 @@ def test_the_page_is_built_from_the_latent_spec_of_any_model(tmp_path):
     assert isinstance(hue, gr.Dropdown) and isinstance(shape, gr.Radio)  # 14 classes: a dropdown
     assert [value for _, value in hue.choices] == [f"h{k}" for k in range(14)]
     assert [value for _, value in widgets["tr-shape"].choices] == [KEEP, "round", "square"]
-    thickness = widgets["gen-thickness"]
-    assert (thickness.minimum, thickness.maximum) == (-2.0, 2.0)  # the normal prior's range
+    assert isinstance(widgets["gen-thickness"], gr.Slider)
     assert isinstance(widgets["tr-thickness-set"], gr.Checkbox)
     assert [value for _, value in widgets["sw-variable"].choices] == ["hue", "thickness", "shape"]
     assert widgets["sw-variable"].value == "shape"  # the supervised one
@@ -203,6 +202,24 @@ def test_the_page_is_built_from_the_latent_spec_of_any_model(tmp_path):
             "tr-download", "ip-a", "ip-b", "ip-position", "ip-at", "ip-strip"} <= set(widgets)
     grid = app.explorer.generate(3, "h13", 1.5, "square")  # RGB, 16 px shown at 112
     assert grid.mode == "RGB" and grid.size == (4 * 116 + 4, 4 * 116 + 4)
+
+
+def test_sliders_offer_exactly_the_values_the_command_line_accepts():
+    pytest.importorskip("gradio")
+    from toolkit.explore import build_app
+
+    spec = LatentSpec(3, [Variable("c1", "continuous"), Variable("thickness", "continuous", prior="normal")])
+    widgets = _by_id(build_app(_model(spec, image_shape=(1, 8, 8))))
+    for name in spec.names:
+        for slider in (widgets[f"gen-{name}"], widgets[f"tr-{name}"]):
+            lo, hi = slider.minimum, slider.maximum
+            assert slider.value == 0.0
+            for value in (lo, hi):  # read as `toolkit generate --set NAME=VALUE` reads it
+                assert spec.parse_assignments([f"{name}={value:g}"]) == {name: value}
+            for beyond in (lo - slider.step, hi + slider.step):
+                with pytest.raises(LatentError, match="out of range"):
+                    spec.parse_assignments([f"{name}={beyond:g}"])
+    assert (widgets["gen-c1"].minimum, widgets["gen-c1"].maximum) == (-2.0, 2.0)  # uniform prior: --set c1=2 works
 
 
 def test_a_model_with_no_variables_gets_a_page_without_a_sweep():
@@ -253,6 +270,20 @@ def test_without_gradio_one_line_says_how_to_install_it(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().splitlines() == [
         'error: toolkit explore needs Gradio: pip install "toolkit-gan[explore]" (in a checkout: pip install -e ".[explore]")']
+
+
+def test_a_port_in_use_or_out_of_range_is_refused_in_one_line_before_the_model_loads(tmp_path):
+    with socket.socket() as server:  # a server already on the port
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        # the checkpoint does not exist: had the command read it first, it would say so instead
+        busy = _toolkit("explore", "-c", "missing.safetensors", "--port", str(port), cwd=tmp_path)
+    assert busy.returncode == 1
+    assert busy.stderr.strip().splitlines() == [f"error: port {port} on 127.0.0.1 is in use; choose another with --port"]
+    for bad in ("0", "65536"):
+        out_of_range = _toolkit("explore", "-c", "missing.safetensors", "--port", bad, cwd=tmp_path)
+        assert out_of_range.returncode == 2 and "Invalid value for '--port'" in out_of_range.stderr
 
 
 def test_other_hosts_need_an_explicit_flag_and_a_checkpoint_is_found_as_elsewhere(tmp_path, monkeypatch):

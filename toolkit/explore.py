@@ -4,7 +4,8 @@ Everything on the page comes from the checkpoint's latent spec, so it works for 
 toolkit can load, third-party plugins included:
 
 - **Generate**: a choice per categorical variable (its class names), a slider per continuous
-  variable (its prior's range), a seed and a "new styles" button; a grid of samples follows;
+  variable (the values the command line's ``--set`` accepts), a seed and a "new styles" button;
+  a grid of samples follows;
 - **Translate**: upload images; input, reconstruction and edit side by side, with the same
   controls (each may keep the encoded value) plus strength and keep-details; the edit as PNG;
 - **Interpolate** between two uploaded images, with a position slider;
@@ -36,13 +37,12 @@ import numpy as np
 import torch
 
 from .errors import ImageError, ToolkitError
-from .latent import LatentSpec, Variable
+from .latent import VALUE_LIMITS, LatentSpec, Variable
 
 INSTALL_HINT = 'pip install "toolkit-gan[explore]" (in a checkout: pip install -e ".[explore]")'
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024  # per file; pixels are limited by toolkit.images.MAX_PIXELS
 MAX_FILES = 16  # images translated at once
 KEEP = "(as encoded)"  # translate: leave this variable as the encoder found it
-PRIOR_RANGE = {"uniform": (-1.0, 1.0), "normal": (-2.0, 2.0)}  # sliders and sweeps
 SAMPLES, SAMPLE_ROWS = 16, 4  # generate grid
 SWEEP_STEPS, SWEEP_STYLES = 7, 4
 INTERPOLATION_STEPS = 9
@@ -58,16 +58,17 @@ def require_gradio():
     return gradio
 
 
-def prior_range(variable: Variable) -> tuple[float, float]:
-    return PRIOR_RANGE.get(variable.prior, (-1.0, 1.0))
+def slider_range(variable: Variable) -> tuple[float, float]:
+    """A continuous variable's slider: the values the command line accepts (``--set c1=...``)."""
+    limit = VALUE_LIMITS[variable.prior]
+    return -limit, limit
 
 
 def sweep_values(variable: Variable, steps: int = SWEEP_STEPS) -> list:
     """The values a sweep of ``variable`` shows: every class name, or ``steps`` numbers across its range."""
     if variable.kind == "categorical":
         return list(variable.classes)
-    lo, hi = prior_range(variable)
-    return [round(float(v), 4) for v in torch.linspace(lo, hi, steps)]
+    return variable.sweep(steps)
 
 
 def control_count(spec: LatentSpec, keep: bool) -> int:
@@ -252,7 +253,7 @@ def _controls(gr, spec: LatentSpec, prefix: str, keep: bool) -> list:
             label = v.name + (f" (supervised by '{v.label}')" if v.label and v.label != v.name else "")
             widgets.append(kind(choices=choices, value=choices[0], label=label, elem_id=eid))
         else:
-            lo, hi = prior_range(v)
+            lo, hi = slider_range(v)
             if keep:
                 widgets.append(gr.Checkbox(value=False, label=f"set {v.name}", elem_id=f"{eid}-set"))
             widgets.append(gr.Slider(lo, hi, value=0.0, step=0.05, label=f"{v.name} ({v.prior} prior)", elem_id=eid))

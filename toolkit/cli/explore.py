@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import socket
 from pathlib import Path
 from typing import Optional
 
@@ -22,6 +24,20 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_port(host: str, port: int) -> None:
+    """Refuse, before the model loads, a ``host:port`` the server could not listen on: bound as
+    uvicorn (under Gradio) binds it, with SO_REUSEADDR, then let go."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind((host, port))
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ToolkitError(f"port {port} on {host} is in use; choose another with --port") from None
+        raise ToolkitError(f"cannot listen on {host} port {port}: {exc.strerror or exc}") from None
+
+
 @app.command("explore")
 def explore(
     checkpoint: Optional[Path] = typer.Option(None, "-c", "--checkpoint", help=CKPT_HELP),
@@ -39,11 +55,14 @@ def explore(
 
     from ..explore import INSTALL_HINT
 
-    if importlib.util.find_spec("gradio") is None:  # before loading anything
-        raise ToolkitError(f"toolkit explore needs Gradio: {INSTALL_HINT}")
+    # everything the command line gives is checked before the model loads
     if not is_loopback(host) and not allow_remote:
         raise ToolkitError(f"--host {host} makes the page reachable from other machines, without a login; "
                            "add --allow-remote if that is what you want")
+    if port is not None:  # without --port, Gradio takes the first free one from 7860
+        check_port(host, port)
+    if importlib.util.find_spec("gradio") is None:
+        raise ToolkitError(f"toolkit explore needs Gradio: {INSTALL_HINT}")
     model = open_model(checkpoint, device)
     from ..explore import serve
 
