@@ -274,13 +274,17 @@ def _newer_recipe(trained, path):
     save_file(load_file(str(trained["checkpoint"])), str(path), metadata={"toolkit": json.dumps(meta)})
 
 
+NOT_SAFETENSORS = "(expected a .safetensors checkpoint written by toolkit train, or a classifier written by toolkit classifier train)"
 CHECKPOINTS = {
     # id: (write a bad checkpoint at path, fragments of the message)
     "truncated": (lambda t, p: p.write_bytes(t["checkpoint"].read_bytes()[: t["checkpoint"].stat().st_size // 2]),
-                  ["not a readable safetensors checkpoint (truncated:"]),
+                  ["not a readable safetensors checkpoint (truncated:", "the copy or download was cut short"]),
     "truncated-header": (lambda t, p: p.write_bytes(t["checkpoint"].read_bytes()[:100]),
-                         ["not a readable safetensors checkpoint"]),
-    "empty-file": (lambda t, p: p.write_bytes(b""), ["not a readable safetensors checkpoint"]),
+                         ["not a readable safetensors checkpoint (truncated: 100 of at least", "cut short"]),
+    "empty-file": (lambda t, p: p.write_bytes(b""), ["an empty file (0 bytes), not a readable safetensors checkpoint", NOT_SAFETENSORS]),
+    "png-image": (lambda t, p: p.write_bytes(t["image"].read_bytes()),
+                  ["a PNG image, not a readable safetensors checkpoint", NOT_SAFETENSORS]),
+    "text-file": (lambda t, p: p.write_text("my notes\n"), ["a text file, not a readable safetensors checkpoint", NOT_SAFETENSORS]),
     "another-architecture": (_other_width, ["weights do not match network 'paper28'", "shape of"]),
     "missing-metadata": (_without_metadata, ["without toolkit metadata"]),
     "incomplete-metadata": (_incomplete_metadata, ["incomplete toolkit metadata: no 'latent'"]),
@@ -307,6 +311,21 @@ def test_bad_checkpoints(cli, trained, tmp_path, monkeypatch, command, case):
     code, _, err = cli(*args, "-c", path, "-o", out, "--device", "cpu")
     error_line(code, err, str(path), *fragments)
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["classifier-show", "evaluate"])
+@pytest.mark.parametrize("case", ["png-image", "text-file"])
+def test_a_classifier_that_is_not_safetensors(cli, trained, tmp_path, monkeypatch, command, case):
+    monkeypatch.chdir(tmp_path)
+    path = tmp_path / ("coat.png" if case == "png-image" else "notes.txt")
+    CHECKPOINTS[case][0](trained, path)
+    if command == "classifier-show":
+        code, _, err = cli("classifier", "show", path)
+    else:
+        code, _, err = cli("evaluate", "-c", trained["checkpoint"], "--classifier", path, "--n", "1",
+                           "-o", tmp_path / "r.json", "--device", "cpu")
+    error_line(code, err, *([str(path)] + CHECKPOINTS[case][1]))
+    assert not (tmp_path / "r.json").exists()
 
 
 def test_generate_help_says_what_no_n_means(cli):
@@ -455,6 +474,8 @@ SETS = {
     "wrong-type": (["--set", "c1=abc"], ["'c1' is continuous: expected a number, got 'abc'"]),
     "missing-equals": (["--set", "item"], ["--set expects VARIABLE=VALUE, got 'item'", "variables: item, c1"]),
     "empty-value": (["--set", "item="], ["--set expects VARIABLE=VALUE, got 'item='"]),
+    "variable-twice": (["--set", "item=bag", "--set", "c1=0", "--set", "item=ankle boot"],
+                       ["item set more than once (item=bag, item=ankle boot): give each variable once"]),
 }
 
 
@@ -474,6 +495,17 @@ def test_translate_sweep_of_an_unknown_variable(cli, trained, tmp_path):
     code, _, err = cli("translate", trained["image"], "--sweep", "colour", "-c", trained["checkpoint"],
                        "-o", tmp_path / "out.png", "--device", "cpu")
     error_line(code, err, "unknown latent variable 'colour'", "available: item, c1")
+
+
+def test_translate_sweep_of_a_variable_also_set(cli, trained, tmp_path):
+    out = tmp_path / "out.png"
+    code, _, err = cli("translate", trained["image"], "--sweep", "item", "--set", "item=bag", "-c", trained["checkpoint"],
+                       "-o", out, "--device", "cpu")
+    error_line(code, err, "--sweep item shows every value of item: drop --set item=...")
+    assert not out.exists()
+    code, _, err = cli("translate", trained["image"], "--sweep", "item", "--set", "c1=0.5", "-c", trained["checkpoint"],
+                       "-o", out, "--device", "cpu")
+    assert code == 0 and out.is_file(), err  # the other variables may be fixed
 
 
 def test_translate_with_nothing_to_change(cli, trained, tmp_path):
@@ -1030,3 +1062,21 @@ def test_a_network_that_returns_wrong_shapes_is_named_before_training(cli, regis
         code, _, err = cli(*args)
         error_line(code, err, "network 'wide' (plugin 'broken', (in-process)): E(x) has shape (2, 9), expected (2, 7)")
     assert not (tmp_path / "run").exists()
+
+
+def test_evaluate_without_the_recipes_judge_still_measures_the_encoder(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    judge = tmp_path / "judges" / "item.safetensors"  # named by the recipe, never made
+    recipe = tiny_yaml(tmp_path / "tiny.yaml", steps=2)
+    code, _, err = cli("train", recipe, "--set", f"evaluate.classifier={judge}", "--out", tmp_path / "run")
+    assert code == 0, err
+    checkpoint = tmp_path / "run" / "checkpoints" / "step-000002.safetensors"
+    code, out, err = cli("evaluate", "-c", checkpoint, "--n", "2", "--device", "cpu")
+    assert code == 0 and "Traceback" not in err, err
+    assert f"the recipe's classifier {judge} is not there" in err
+    assert f"toolkit classifier train fashion-mnist-mini --attribute item -o {judge}" in err
+    report = json.loads((tmp_path / "run" / "checkpoints" / "step-000002.eval.json").read_text())
+    assert "item" in report["encoder_accuracy"] and "generator_error" not in report
+    assert "encoder accuracy (item)" in out
+    code, _, err = cli("evaluate", "-c", checkpoint, "--n", "2", "--classifier", judge, "--device", "cpu")
+    error_line(code, err, f"classifier not found: {judge}")  # asked for by name: an error

@@ -175,6 +175,17 @@ def test_parse_assignments_by_name_index_and_number():
     assert spec.parse_assignments([" c1 = 0.5 ", "c2=-3.5"]) == {"c1": 0.5, "c2": -3.5}
     assert spec.parse_assignments({"digit": 3, "c1": "-1"}) == {"digit": 3, "c1": -1.0}
     assert spec.parse_assignments([]) == {}
+    assert spec.parse_assignments("digit=7") == {"digit": 7}  # one assignment as a plain string (the API)
+
+
+def test_a_variable_set_twice_is_refused_not_resolved_silently():
+    with pytest.raises(LatentError, match=r"digit set more than once \(digit=3, digit=7\): give each variable once"):
+        _spec().parse_assignments(["digit=3", "c1=0", "digit=7"])
+
+
+def test_sweeps_span_the_bulk_of_each_prior():
+    assert Variable("c", "continuous").sweep(5) == [-1.0, -0.5, 0.0, 0.5, 1.0]
+    assert Variable("c", "continuous", prior="normal").sweep(3) == [-2.0, 0.0, 2.0]
 
 
 def test_class_names_take_precedence_over_indices():

@@ -217,14 +217,16 @@ def evaluate(model, classifier_path: str | Path | None, per_class: int = 500, se
     return report
 
 
+def classifier_command(recipe, path: str | Path) -> str:
+    """The command that trains a judge for ``recipe``'s first labeled variable into ``path``."""
+    label = next((v.label for v in recipe.latent.variables.values() if v.label), "ATTRIBUTE")
+    return f"toolkit classifier train {recipe.data.dataset} --attribute {label} -o {path}"
+
+
 def require_classifier(path: str | Path, recipe) -> None:
     """A missing classifier is a user error that says how to make one."""
     if not Path(path).is_file():
-        label = next((v.label for v in recipe.latent.variables.values() if v.label), "ATTRIBUTE")
-        raise ToolkitError(
-            f"classifier not found: {path}; train it with: toolkit classifier train {recipe.data.dataset} "
-            f"--attribute {label} -o {path}"
-        )
+        raise ToolkitError(f"classifier not found: {path}; train it with: {classifier_command(recipe, path)}")
 
 
 def write_report(report: dict, path: Path) -> Path:

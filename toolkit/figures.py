@@ -16,7 +16,7 @@ import torch
 
 from .images import save_grid
 
-SWEEP = torch.linspace(-1, 1, 5)
+SWEEP_STEPS = 5  # values of a continuous variable (Variable.sweep: the bulk of its prior)
 
 
 def pick_test_images(test, variable_label: str | None, per_class: int = 1, seed: int = 0) -> torch.Tensor:
@@ -39,11 +39,11 @@ def generation_figure(model, seed: int = 0) -> tuple[torch.Tensor, int]:
     spec = model.spec
     g = torch.Generator().manual_seed(seed)
     continuous = spec.continuous
-    columns = len(SWEEP) * len(continuous) if continuous else 10
+    columns = SWEEP_STEPS * len(continuous) if continuous else 10
     base = spec.sample(1, generator=g).repeat(columns, 1) if continuous else spec.sample(columns, generator=g)
     if continuous:
         for i, v in enumerate(continuous):
-            base[i * len(SWEEP) : (i + 1) * len(SWEEP), spec.slices[v.name]] = SWEEP[:, None]
+            base[i * SWEEP_STEPS : (i + 1) * SWEEP_STEPS, spec.slices[v.name]] = torch.tensor(v.sweep(SWEEP_STEPS))[:, None]
     return model.decode(spec.class_grid(base)), columns
 
 
@@ -62,8 +62,9 @@ def interpolation_figure(model, images: torch.Tensor, steps: int = 9) -> tuple[t
 
 
 def sweep_figure(model, images: torch.Tensor, variable: str) -> tuple[torch.Tensor, int]:
-    columns = [images] + [model.translate(images, {variable: float(v)}) for v in SWEEP]
-    return torch.stack(columns, dim=1).flatten(0, 1), len(SWEEP) + 1
+    values = model.spec[variable].sweep(SWEEP_STEPS)
+    columns = [images] + [model.translate(images, {variable: v}) for v in values]
+    return torch.stack(columns, dim=1).flatten(0, 1), len(values) + 1
 
 
 def _save(figure: tuple[torch.Tensor, int], path: Path) -> Path:

@@ -24,6 +24,8 @@ from .errors import LatentError, ToolkitError, did_you_mean
 PRIORS = ("uniform", "normal")
 # how far beyond the prior's bulk a continuous value may be set (extrapolation is allowed)
 VALUE_LIMITS = {"uniform": 2.0, "normal": 4.0}
+# the bulk of the prior, what sweeps show: all of U(-1, 1); N(0, 1) within 2 standard deviations
+SWEEP_LIMITS = {"uniform": 1.0, "normal": 2.0}
 
 
 @dataclass
@@ -40,6 +42,12 @@ class Variable:
     @property
     def size(self) -> int:
         return len(self.classes) if self.kind == "categorical" else 1
+
+    def sweep(self, steps: int) -> list[float]:
+        """A continuous variable's sweep: ``steps`` evenly spaced values across the bulk of its
+        prior (-1 .. 1 for uniform, -2 .. 2 for normal; ``SWEEP_LIMITS``), as every command shows it."""
+        limit = SWEEP_LIMITS[self.prior]
+        return [round(float(v), 4) for v in torch.linspace(-limit, limit, steps)]
 
     def class_index(self, value) -> int:
         """The index of a class given by name, or by position where that cannot be mistaken.
@@ -246,21 +254,30 @@ class LatentSpec:
         return torch.cat([parts[n].reshape(len(parts[n]), -1) for n in self.slices], dim=1)
 
     # -- setting by name -----------------------------------------------------------------
-    def parse_assignments(self, assignments: list[str] | dict) -> dict[str, float | int]:
-        """``['digit=7', 'c1=0.5']`` -> ``{'digit': 7, 'c1': 0.5}``, with clear errors.
+    def parse_assignments(self, assignments: list[str] | str | dict) -> dict[str, float | int]:
+        """``['digit=7', 'c1=0.5']`` (or one ``'digit=7'``) -> ``{'digit': 7, 'c1': 0.5}``, with clear errors.
 
         A dict's values may be text (read as on the command line), an ``int`` (a class position)
         or a ``float`` (a continuous value); see :meth:`Variable.parse_value`.
+
+        Raises:
+            LatentError: an item that is not ``VARIABLE=VALUE``, a variable given twice (which one
+                was meant cannot be known), an unknown variable or a value it cannot take.
         """
         if isinstance(assignments, dict):
             pairs = list(assignments.items())
         else:
             pairs = []
-            for item in assignments:
-                name, sep, value = item.partition("=")
+            for item in [assignments] if isinstance(assignments, str) else assignments:
+                name, sep, value = str(item).partition("=")
                 if not sep or not name.strip() or not value.strip():
                     raise LatentError(f"--set expects VARIABLE=VALUE, got '{item}' (variables: {', '.join(self.names)})")
                 pairs.append((name.strip(), value.strip()))
+            names = [name for name, _ in pairs]
+            twice = sorted({name for name in names if names.count(name) > 1})
+            if twice:
+                given = ", ".join(f"{n}={v}" for n, v in pairs if n in twice)
+                raise LatentError(f"{', '.join(twice)} set more than once ({given}): give each variable once")
         return {name: self[name].parse_value(value) for name, value in pairs}
 
     def assign(self, z: torch.Tensor, values: dict[str, float | int], strength: float = 1.0) -> torch.Tensor:

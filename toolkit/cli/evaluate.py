@@ -27,8 +27,8 @@ def evaluate(
     from rich.console import Console
     from rich.table import Table
 
+    from ..evaluate import classifier_command, write_report
     from ..evaluate import evaluate as run
-    from ..evaluate import write_report
     from ..outputs import output_file, writing
     from ..rundir import report_path
 
@@ -41,13 +41,20 @@ def evaluate(
     judge = classifier or cfg.classifier_path()
     if judge is None:
         typer.echo("no classifier given (--classifier or the recipe's evaluate.classifier): generator error skipped", err=True)
+    elif classifier is None and not judge.is_file():  # the recipe's judge, not made yet: measure the rest
+        typer.echo(f"note: the recipe's classifier {judge} is not there, so generator error and translation "
+                   f"accuracy are skipped; make it with: {classifier_command(model.recipe, judge)}", err=True)
+        judge = None
+    if judge is not None:  # a missing or unreadable judge is refused before anything is measured
+        from ..classifier import read_classifier_meta
+        from ..evaluate import judge_warnings, require_classifier
+
+        require_classifier(judge, model.recipe)
+        judge_meta = read_classifier_meta(judge)
     report = run(model, judge, n or cfg.samples_per_class, cfg.seed if seed is None else seed,
                  strength=strength, keep_details=keep_details)
     if judge is not None:
-        from ..classifier import read_classifier_meta
-        from ..evaluate import judge_warnings
-
-        for line in judge_warnings(read_classifier_meta(judge), judge):
+        for line in judge_warnings(judge_meta, judge):
             typer.echo(line, err=True)
     with writing(output):
         path = write_report(report, output)

@@ -78,7 +78,9 @@ def translate(
     images: list[Path] = typer.Argument(..., help="Input images (any size; converted as the docs say)."),
     checkpoint: Optional[Path] = typer.Option(None, "-c", "--checkpoint", help=CKPT_HELP),
     set_: list[str] = typer.Option([], "--set", help=VAR_HELP),
-    sweep: Optional[str] = typer.Option(None, "--sweep", help="Instead of --set: one column per value of this variable."),
+    sweep: Optional[str] = typer.Option(
+        None, "--sweep", help="One column per value of this variable (its classes, or 5 values across a continuous prior); "
+                              "--set may fix the others."),
     output: Path = typer.Option(Path("translated.png"), "-o", "--output", help="PNG grid: each row is an input, then its edits."),
     scale: int = typer.Option(1, "--scale", min=1, max=16, help="Enlarge the PNG this many times (nearest-neighbour: pixels stay sharp)."),
     strength: float = typer.Option(1.0, "--strength", min=0.0, max=10.0,
@@ -96,15 +98,19 @@ def translate(
     output = image_output(output, "translated.png")
     model = open_model(checkpoint, device)
     values = model.spec.parse_assignments(set_)
+    if sweep and sweep in values:
+        raise ToolkitError(f"--sweep {sweep} shows every value of {sweep}: drop --set {sweep}=... "
+                           "(--set may fix the other variables)")
     from ..model import read_images
 
     x = read_images(model, images)
     if sweep:
         var = model.spec[sweep]
         settings = [{sweep: i} for i in range(var.size)] if var.kind == "categorical" else \
-            [{sweep: float(v)} for v in torch.linspace(-1, 1, 5)]
+            [{sweep: v} for v in var.sweep(5)]
         columns = model.translations(x, [{**values, **s} for s in settings], strength, keep_details)
-        what = f"input, then {sweep} = " + (", ".join(var.classes) if var.kind == "categorical" else "-1 .. 1")
+        what = f"input, then {sweep} = " + (", ".join(var.classes) if var.kind == "categorical" else
+                                             ", ".join(f"{s[sweep]:g}" for s in settings))
     else:
         columns = [model.translate(x, values, strength, keep_details)]
         what = "input | " + ", ".join(set_)
