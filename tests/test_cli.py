@@ -121,3 +121,22 @@ def test_progress_in_logs_prints_a_line_per_interval_and_at_the_end():
     with LineProgress(console, "classifier", total=None, interval=0) as bar:
         bar.update(3, total=6, info="epoch 1/2")
     assert "classifier 3/6 " in console.file.getvalue().splitlines()[-1]
+
+
+def test_version_prints_without_a_command(tmp_path):
+    from toolkit import __version__
+
+    for args in (["--version"], ["--version", "generate"]):
+        done = toolkit(*args, cwd=tmp_path)
+        assert done.returncode == 0 and done.stdout.strip() == f"toolkit {__version__}", done.stderr
+
+
+def test_resuming_a_finished_run_repeats_nothing(workdir, tmp_path):
+    (run,) = (workdir / "runs").iterdir()
+    done = toolkit("train", "--resume", run, cwd=workdir)  # trained to its train.steps already
+    assert done.returncode == 0, done.stderr
+    metrics = (run / "metrics.jsonl").read_text()
+    again = toolkit("train", "--resume", run, cwd=workdir)
+    assert again.returncode == 0, again.stderr
+    assert "nothing to do" in again.stderr and "--set train.steps=" in again.stderr
+    assert (run / "metrics.jsonl").read_text() == metrics  # no second evaluation row of the same step

@@ -123,6 +123,20 @@ class RunDir:
         names = (RESUME_FILE, RECIPE_FILE, METRICS_FILE, CHECKPOINTS)
         return [name for name in names if (self.path / name).exists()]
 
+    def evaluated_at(self, step: int) -> bool:
+        """Whether metrics.jsonl holds an evaluation (encoder accuracy) of ``step``: a finished run's
+        final one, written before its last checkpoint."""
+        if not self.metrics.is_file():
+            return False
+        for line in self.metrics.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(row, dict) and row.get("step") == step and "encoder_accuracy" in row:
+                return True
+        return False
+
     def keep_metrics_until(self, step: int) -> None:
         """Drop the metrics rows of steps after ``step`` (and a torn last line): a run resumed from
         ``step`` writes them again."""

@@ -14,14 +14,19 @@ app = typer.Typer(
 state = {"debug": False}
 
 
-@app.callback()
-def _options(
-    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
-    version: bool = typer.Option(False, "--version", help="Print the version and exit."),
-):
-    state["debug"] = debug
-    if version:
+def _print_version(asked: bool) -> None:
+    """``--version``: eager, so it works without a command (``toolkit --version``)."""
+    if asked:
         from .. import __version__
 
         typer.echo(f"toolkit {__version__}")
         raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for errors."),
+    version: bool = typer.Option(False, "--version", help="Print the version and exit.", is_eager=True,
+                                 callback=_print_version),
+):
+    state["debug"] = debug

@@ -192,6 +192,12 @@ def train_run(recipe, run_dir: Path, *, device: str = "auto", resume: bool = Fal
         console.print(f"resuming {run_dir} at step {trainer.step}")
         for note in notes:
             console.print(f"note: {note}")
+        if trainer.step >= recipe.train.steps and trainer.folder.evaluated_at(trainer.step):
+            # finished and evaluated: training, evaluating or saving again would only repeat rows
+            console.print(f"nothing to do: {run_dir} is at step {trainer.step} of train.steps={recipe.train.steps} "
+                          f"and evaluated; to train longer: toolkit train --resume {run_dir} "
+                          f"--set train.steps={trainer.step + recipe.train.steps}")
+            return
     where = f"{world.size} processes ({trainer.device.type})" if world.distributed else str(trainer.device)
     console.print(f"training '{recipe.name}' on {where} -> {run_dir}")
     judge = recipe.evaluate.classifier_path()
