@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -175,6 +176,24 @@ def test_command_clashes_between_plugins_keep_the_first():
     ]
     assert [c.name for c in app.registered_commands] == ["generate", "shared"]
     assert plugins.info["one"].commands == ["shared"]
+
+
+def test_commands_added_again_to_the_same_app_are_neither_doubled_nor_called_clashes():
+    @hookimpl
+    def register_commands(cli):
+        cli.command("draw-shape")(lambda: None)
+
+    app = typer.Typer()
+    app.command("generate")(lambda: None)
+    plugins = Plugins()
+    plugins.register(SimpleNamespace(register_commands=register_commands), "shapes",
+                     info=PluginInfo("shapes", "toolkit-shapes", "1"))
+    plugins.add_commands(app)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PluginWarning)  # main() run a second time in one process
+        plugins.add_commands(app)
+    assert [c.name for c in app.registered_commands] == ["generate", "draw-shape"]
+    assert plugins.info["shapes"].commands == ["draw-shape"] and plugins.info["shapes"].skipped == []
 
 
 def test_an_entry_point_name_from_two_distributions_is_reported(monkeypatch):

@@ -207,9 +207,12 @@ class Plugins:
         """Let plugins add commands to the typer app; a failing plugin is reported and skipped.
 
         A command (or group) named like one that exists already (a built-in, or an earlier
-        plugin's) is reported and removed: the existing one stays.
+        plugin's) is reported and removed: the existing one stays. Called again on the same app
+        (``toolkit.cli.main()`` run twice in one process), a plugin's own commands are not added twice
+        and not reported as clashes.
         """
-        owners = {name: "the toolkit itself" for name in _command_names(cli)}
+        added = cli.__dict__.setdefault("_plugin_command_owners", {})  # name -> the plugin that added it
+        owners = {name: added.get(name, "the toolkit itself") for name in _command_names(cli)}
         for impl in self.pm.hook.register_commands.get_hookimpls():  # registration order
             info = self.info.setdefault(impl.plugin_name, PluginInfo(impl.plugin_name))
             before = (list(cli.registered_commands), list(cli.registered_groups))
@@ -223,12 +226,15 @@ class Plugins:
                 kept = list(old)
                 for item in getattr(cli, attr)[len(old):]:
                     name = _command_name(item)
+                    if owners.get(name) == info.where():  # this plugin's, from an earlier call
+                        info.commands += [] if name in info.commands else [name]
+                        continue
                     if name in owners:
                         line = f"command '{name}' skipped: {owners[name]} has a command of that name"
                         info.skipped.append(line)
                         warnings.warn(f"{info.where()}: {line}", PluginWarning, stacklevel=2)
                         continue
-                    owners[name] = info.where()
+                    owners[name] = added[name] = info.where()
                     info.commands.append(name)
                     if getattr(item, "callback", None) is not None:
                         item.callback = _guarded(item.callback, f"command '{name}' ({info.where()})")
