@@ -207,7 +207,8 @@ def test_evaluation_during_training_goes_to_the_metrics_log(tmp_path):
     lines = evaluation_lines(result["evaluation"], tmp_path / "run" / "best.safetensors")
     assert lines[0].startswith("encoder accuracy on held-out images: item ")
     assert lines[1].startswith(f"generator error {evaluations[-1]['generator_error']:.2%}, translation accuracy ")
-    assert len(lines) == (3 if best_step != 4 else 2)
+    assert len(lines) == 3 and lines[2].startswith("best checkpoint: ")
+    assert ("this final one" in lines[2]) == (best_step == 4)
     lines = evaluation_lines({**result["evaluation"], "best": {"step": 2, "generator_error": 0.125}}, "B")
     assert lines[-1] == "best checkpoint: step 2, generator error 12.50%: B"
     from toolkit.model import load_model

@@ -266,7 +266,7 @@ class TrainConfig(Strict):
     log_every: PositiveInt = 100
     sample_every: PositiveInt = 1000
     checkpoint_every: PositiveInt = 5000
-    keep_checkpoints: int = Field(3, ge=1, description="step checkpoints kept besides the latest")
+    keep_checkpoints: int = Field(3, ge=1, description="step checkpoints kept: the newest N (older ones are deleted)")
     device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
     bn_recalibration: int = Field(
         32, ge=0, description="batches that re-estimate BatchNorm statistics for samples, evaluation and "

@@ -26,6 +26,9 @@ def evaluation_lines(record: dict, best_path) -> list[str]:
         best = record.get("best") or {}
         if best and best.get("step") != record["step"]:
             lines.append(f"best checkpoint: step {best['step']}, generator error {best['generator_error']:.2%}: {best_path}")
+        elif best:
+            lines.append(f"best checkpoint: this final one (lowest generator error of the run's evaluations), "
+                         f"also kept as {best_path}")
     return lines
 
 
