@@ -9,7 +9,8 @@ through :func:`output_file` or :func:`output_folder` before it starts, and write
   inside it, as ``cp`` does;
 - an image's type follows its extension (``.png``, ``.jpg``, ``.webp``, ...); an unknown one is
   refused with the list of known ones;
-- a path below a file, or in a folder that cannot be written, is refused before any work;
+- missing folders on the way are made (as ``mkdir -p``); a path below a file, or in a folder
+  that cannot be written, is refused before any work;
 - any other failure to write (disk full, permissions) is one line naming the file.
 """
 
