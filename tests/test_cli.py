@@ -140,3 +140,11 @@ def test_resuming_a_finished_run_repeats_nothing(workdir, tmp_path):
     assert again.returncode == 0, again.stderr
     assert "nothing to do" in again.stderr and "--set train.steps=" in again.stderr
     assert (run / "metrics.jsonl").read_text() == metrics  # no second evaluation row of the same step
+
+
+def test_help_shows_flags_as_flags_and_settings_as_name_value(tmp_path):
+    for command in ([], ["translate"], ["train"], ["explore"]):
+        done = toolkit(*command, "--help", cwd=tmp_path)
+        assert done.returncode == 0 and "<bool>" not in done.stdout, done.stdout  # a flag takes no value
+    assert "--set NAME=VALUE" in toolkit("translate", "--help", cwd=tmp_path).stdout
+    assert "--set KEY=VALUE" in toolkit("train", "--help", cwd=tmp_path).stdout

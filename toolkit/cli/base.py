@@ -10,6 +10,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # click's plain help: flags without a value placeholder (typer's rich panels show <bool>)
 )
 state = {"debug": False}
 

@@ -48,7 +48,7 @@ def write_grid(images, output: Path, nrow: int, scale: int = 1) -> Path:
 @app.command("generate")
 def generate(
     checkpoint: Optional[Path] = typer.Option(None, "-c", "--checkpoint", help=CKPT_HELP),
-    set_: list[str] = typer.Option([], "--set", help=VAR_HELP),
+    set_: list[str] = typer.Option([], "--set", metavar="NAME=VALUE", help=VAR_HELP),
     n: Optional[int] = typer.Option(None, "--n", min=1, max=4096,
                                     help="Images (default: 64), or images per class when no class is set (default: 10)."),
     output: Path = typer.Option(Path("generated.png"), "-o", "--output",
@@ -57,7 +57,7 @@ def generate(
     scale: int = typer.Option(1, "--scale", min=1, max=16, help="Enlarge the PNG this many times (nearest-neighbour: pixels stay sharp)."),
     device: str = typer.Option("auto", "--device"),
 ):
-    """Sample images with chosen characteristics (e.g. --set digit=7)."""
+    """Sample images with chosen characteristics (--set digit=7)."""
     output = image_output(output, "generated.png")
     model = open_model(checkpoint, device)
     values = model.spec.parse_assignments(set_)
@@ -75,9 +75,9 @@ def generate(
 
 @app.command("translate")
 def translate(
-    images: list[Path] = typer.Argument(..., help="Input images (any size; converted as the docs say)."),
+    images: list[Path] = typer.Argument(..., metavar="IMAGE", help="Input images (any size; converted as the docs say)."),
     checkpoint: Optional[Path] = typer.Option(None, "-c", "--checkpoint", help=CKPT_HELP),
-    set_: list[str] = typer.Option([], "--set", help=VAR_HELP),
+    set_: list[str] = typer.Option([], "--set", metavar="NAME=VALUE", help=VAR_HELP),
     sweep: Optional[str] = typer.Option(
         None, "--sweep", help="One column per value of this variable (its classes, or 5 values across a continuous prior); "
                               "--set may fix the others."),

@@ -25,7 +25,7 @@ def sweep(
     recipe: Path = typer.Argument(..., help="Recipe YAML."),
     seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds."),
     labels: str = typer.Option("20,50,100", "--labels", help="Comma-separated label counts."),
-    set_: list[str] = typer.Option([], "--set", help=SET_HELP),
+    set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help=SET_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help="Sweep folder (default: runs/sweep-NAME)."),
     device: Optional[str] = typer.Option(None, "--device"),
 ):
