@@ -43,6 +43,18 @@ def test_resume_gives_the_same_weights_as_training_straight_through(tmp_path):
     assert_same_state(straight, second)
 
 
+def test_a_resumed_runs_clock_goes_on_from_where_it_stopped(tmp_path):
+    Trainer(tiny_recipe(steps=4, log_every=2, checkpoint_every=2), tmp_path, "cpu").run()
+    rows = lambda: [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    before = max(r["time"] for r in rows() if "time" in r)
+    second = Trainer(tiny_recipe(steps=6, log_every=2, checkpoint_every=2), tmp_path, "cpu")
+    second.load_resume()
+    second.run()
+    times = [(r["step"], r["time"]) for r in rows() if "time" in r]
+    assert [step for step, _ in times] == [2, 4, 6]
+    assert times[2][1] > before  # step 6's training time counts the first session's too (was: from 0 again)
+
+
 def test_a_term_at_weight_zero_is_off_its_passes_do_not_run_and_training_is_the_same_as_without_it(tmp_path, monkeypatch):
     from toolkit_paper.additions import VirtualAdversarial
 

@@ -137,6 +137,20 @@ class RunDir:
                 return True
         return False
 
+    def seconds_until(self, step: int) -> float:
+        """The training time (``time``, seconds) of the last log row at or before ``step``; 0 if none:
+        where a resumed run's clock goes on from."""
+        seconds = 0.0
+        if self.metrics.is_file():
+            for line in self.metrics.read_text().splitlines():
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(row, dict) and "time" in row and row.get("step", step + 1) <= step:
+                    seconds = float(row["time"])
+        return seconds
+
     def keep_metrics_until(self, step: int) -> None:
         """Drop the metrics rows of steps after ``step`` (and a torn last line): a run resumed from
         ``step`` writes them again."""

@@ -226,6 +226,7 @@ class Trainer:
         self.opt_d = speed.adam(self.networks.d_parameters(), o.lr_d, o.betas, fast.optimizer, self.device)
         self.opt_ge = speed.adam(self.networks.ge_parameters(), o.lr_ge, o.betas, fast.optimizer, self.device)
         self.step = 0
+        self.seconds_before = 0.0  # training time of earlier sessions of this run (resumed runs)
         self.fixed_z = self._grid_latents()
         self.test = None
         self.tb = None
@@ -423,6 +424,7 @@ class Trainer:
         self.step = int(meta["step"])
         if self.world.is_main:  # rows of steps after the saved one (a run killed since) are written again
             self.folder.keep_metrics_until(self.step)
+            self.seconds_before = self.folder.seconds_until(self.step)  # the clock goes on from there
         if self.world.distributed:  # the other ranks' noise streams are not saved: reseed them
             torch.manual_seed(self.recipe.seed + 1_000_003 * self.world.rank + self.step)
         return notes
@@ -468,7 +470,7 @@ class Trainer:
                         self._stop_on_bad_loss(last)
                     self._scalars({f"loss/{k}": v for k, v in last.items()})
                     elapsed = time.time() - started
-                    self.log({"step": self.step, "time": round(elapsed, 2), "losses": last,
+                    self.log({"step": self.step, "time": round(self.seconds_before + elapsed, 2), "losses": last,
                               "p_labeled": self.sampler.probability(self.step),
                               "lr_factor": self.recipe.optim.lr_factor(self.step),
                               "steps_per_s": round((self.step - start_step) / max(elapsed, 1e-9), 3)})
