@@ -26,13 +26,13 @@ def default_path(dataset: str, attribute: str) -> Path:
 
 @classifier_app.command("train")
 def train(
-    dataset: Optional[str] = typer.Argument(None, help="Registered dataset (see toolkit plugins); or use --recipe."),
+    dataset: Optional[str] = typer.Argument(None, metavar="DATASET", help="Registered dataset (see toolkit plugins); or use --recipe."),
     recipe: Optional[Path] = typer.Option(
         None, "--recipe", help="Take the dataset, its options and the attributes it declares (e.g. hair) from a recipe."),
     attribute: str = typer.Option(..., "--attribute", "-a", help="The labeled attribute to predict."),
-    option: list[str] = typer.Option([], "--option", help=OPTION_HELP),
+    option: list[str] = typer.Option([], "--option", metavar="KEY=VALUE", help=OPTION_HELP),
     network: Optional[str] = typer.Option(None, "--network", help="Registered classifier network (default: the one registered)."),
-    network_option: list[str] = typer.Option([], "--network-option", help="A network option: key=value. Repeatable."),
+    network_option: list[str] = typer.Option([], "--network-option", metavar="KEY=VALUE", help="A network option: key=value. Repeatable."),
     epochs: int = typer.Option(8, "--epochs", min=1),
     batch_size: int = typer.Option(128, "--batch-size", min=2),
     lr: float = typer.Option(1e-3, "--lr"),
@@ -106,7 +106,7 @@ def balanced_line(meta: dict) -> str:
 
 @classifier_app.command("show")
 def show(
-    path: Path = typer.Argument(..., help="A classifier .safetensors file."),
+    path: Path = typer.Argument(..., metavar="CLASSIFIER", help="A classifier .safetensors file."),
     as_json: bool = typer.Option(False, "--json", help="Print the metadata as JSON."),
 ):
     """Print a classifier's data set, accuracy, hashes and training settings."""

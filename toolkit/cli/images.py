@@ -120,8 +120,8 @@ def translate(
 
 @app.command("interpolate")
 def interpolate(
-    image_a: Path = typer.Argument(..., help="First image."),
-    image_b: Path = typer.Argument(..., help="Second image."),
+    image_a: Path = typer.Argument(..., metavar="IMAGE_A", help="First image."),
+    image_b: Path = typer.Argument(..., metavar="IMAGE_B", help="Second image."),
     checkpoint: Optional[Path] = typer.Option(None, "-c", "--checkpoint", help=CKPT_HELP),
     steps: int = typer.Option(9, "--steps", min=2, max=64, help="Images between and including the two ends."),
     output: Path = typer.Option(Path("interpolated.png"), "-o", "--output"),

@@ -23,7 +23,7 @@ def load_resolved(path: Path, overrides: list[str]):
 
 
 @recipe_app.command("show")
-def show(recipe: Path = typer.Argument(..., help="Recipe YAML file."),
+def show(recipe: Path = typer.Argument(..., metavar="RECIPE", help="Recipe YAML file."),
          set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help=SET_HELP)):
     """Print the resolved recipe: overrides applied, every plugin option filled in."""
     from ..recipe import to_yaml
@@ -32,7 +32,7 @@ def show(recipe: Path = typer.Argument(..., help="Recipe YAML file."),
 
 
 @recipe_app.command("validate")
-def validate(recipe: list[Path] = typer.Argument(..., help="Recipe YAML files."),
+def validate(recipe: list[Path] = typer.Argument(..., metavar="RECIPE", help="Recipe YAML files."),
              set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help=SET_HELP),
              data: bool = typer.Option(True, "--data/--no-data",
                                        help="Also load the training data and build the networks, and refuse what "

@@ -22,7 +22,7 @@ def _ints(text: str, what: str) -> list:
 
 @app.command("sweep")
 def sweep(
-    recipe: Path = typer.Argument(..., help="Recipe YAML."),
+    recipe: Path = typer.Argument(..., metavar="RECIPE", help="Recipe YAML."),
     seeds: str = typer.Option("0,1,2", "--seeds", help="Comma-separated seeds."),
     labels: str = typer.Option("20,50,100", "--labels", help="Comma-separated label counts."),
     set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help=SET_HELP),

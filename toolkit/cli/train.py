@@ -34,7 +34,7 @@ def evaluation_lines(record: dict, best_path) -> list[str]:
 
 @app.command("train")
 def train(
-    recipe: Optional[Path] = typer.Argument(None, help="Recipe YAML (not needed with --resume)."),
+    recipe: Optional[Path] = typer.Argument(None, metavar="RECIPE", help="Recipe YAML (not needed with --resume)."),
     set_: list[str] = typer.Option([], "--set", metavar="KEY=VALUE", help=SET_HELP),
     out: Optional[Path] = typer.Option(None, "--out", help="Run folder (default: runs/NAME-TIMESTAMP)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue the run in this folder exactly where it stopped."),
