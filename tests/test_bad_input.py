@@ -298,6 +298,14 @@ CHECKPOINTS = {
 }
 
 
+def test_a_run_folder_given_as_checkpoint_names_the_files_to_give(cli, trained, tmp_path):
+    out = tmp_path / "out.png"
+    code, _, err = cli("generate", "--n", "1", "-c", trained["run"], "-o", out, "--device", "cpu")
+    newest = sorted((trained["run"] / "checkpoints").glob("step-*.safetensors"))[-1]
+    error_line(code, err, f"{trained['run']}: is a folder, expected a .safetensors file; this run's newest: {newest}")
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("command", ["generate", "translate"])
 @pytest.mark.parametrize("case", CHECKPOINTS)
 def test_bad_checkpoints(cli, trained, tmp_path, monkeypatch, command, case):

@@ -34,13 +34,24 @@ def write_safetensors(path: Path, tensors: dict[str, torch.Tensor], meta: dict) 
     atomic_write(Path(path), lambda tmp: save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(meta)}))
 
 
+def _in_run_folder(folder: Path) -> str:
+    """Which files of a run folder to give instead of the folder: its newest step checkpoint and,
+    when there is one, the best."""
+    steps = sorted((folder / "checkpoints").glob("step-*.safetensors"))
+    if not steps:
+        return " (a run keeps them in checkpoints/)"
+    best = folder / "best.safetensors"
+    also = f", or {best} (the lowest generator error)" if best.is_file() else ""
+    return f"; this run's newest: {steps[-1]}{also}"
+
+
 def read_meta(path: str | Path) -> dict:
     """The JSON metadata of a toolkit safetensors file, with clear errors for bad files."""
     from safetensors import safe_open
 
     path = Path(path)
     if path.is_dir():
-        raise CheckpointError(f"{path}: is a folder, expected a .safetensors file (a run keeps them in checkpoints/)")
+        raise CheckpointError(f"{path}: is a folder, expected a .safetensors file{_in_run_folder(path)}")
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
     try:
