@@ -188,14 +188,15 @@ def evaluate(model, classifier_path: str | Path | None, per_class: int = 500, se
     """The full report for one checkpoint (see the module docstring)."""
     report: dict = {"checkpoint": str(model.path) if model.path else None, "step": model.step,
                     "protocol": {"samples_per_class": per_class, "seed": seed}}
+    if classifier_path is not None:  # a missing or unreadable judge is refused before anything is measured
+        require_classifier(classifier_path, model.recipe)
+        classifier, meta = load_classifier(classifier_path, device=model.device)
+        variable = class_variable_for(model, meta)
     if test is None:
         test = model.load_data("test") if hasattr(model, "load_data") else load_dataset(model.recipe, "test")
     report.update(encoder_metrics(model, test))
     report["protocol"]["test_images"] = len(test)
     if classifier_path is not None:
-        require_classifier(classifier_path, model.recipe)
-        classifier, meta = load_classifier(classifier_path, device=model.device)
-        variable = class_variable_for(model, meta)
         report["generator_error"] = generator_error(model, classifier, variable, per_class, seed)
         report["generator_error"]["variable"] = variable
         label = model.spec[variable].label

@@ -123,33 +123,31 @@ class RunDir:
         names = (RESUME_FILE, RECIPE_FILE, METRICS_FILE, CHECKPOINTS)
         return [name for name in names if (self.path / name).exists()]
 
-    def evaluated_at(self, step: int) -> bool:
-        """Whether metrics.jsonl holds an evaluation (encoder accuracy) of ``step``: a finished run's
-        final one, written before its last checkpoint."""
+    def metrics_rows(self) -> list[tuple[str, dict]]:
+        """metrics.jsonl as ``(line, record)`` pairs, lines with their newline; a line that is not
+        a JSON object (a torn write) is left out."""
         if not self.metrics.is_file():
-            return False
-        for line in self.metrics.read_text().splitlines():
+            return []
+        rows = []
+        for line in self.metrics.read_text().splitlines(keepends=True):
             try:
                 row = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(row, dict) and row.get("step") == step and "encoder_accuracy" in row:
-                return True
-        return False
+            if isinstance(row, dict):
+                rows.append((line, row))
+        return rows
+
+    def evaluated_at(self, step: int) -> bool:
+        """Whether metrics.jsonl holds an evaluation (encoder accuracy) of ``step``: a finished run's
+        final one, written before its last checkpoint."""
+        return any(row.get("step") == step and "encoder_accuracy" in row for _, row in self.metrics_rows())
 
     def seconds_until(self, step: int) -> float:
         """The training time (``time``, seconds) of the last log row at or before ``step``; 0 if none:
         where a resumed run's clock goes on from."""
-        seconds = 0.0
-        if self.metrics.is_file():
-            for line in self.metrics.read_text().splitlines():
-                try:
-                    row = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(row, dict) and "time" in row and row.get("step", step + 1) <= step:
-                    seconds = float(row["time"])
-        return seconds
+        times = [float(row["time"]) for _, row in self.metrics_rows() if "time" in row and row.get("step", step + 1) <= step]
+        return times[-1] if times else 0.0
 
     def keep_metrics_until(self, step: int) -> None:
         """Drop the metrics rows of steps after ``step`` (and a torn last line): a run resumed from
@@ -157,14 +155,7 @@ class RunDir:
         if not self.metrics.is_file():
             return
         lines = self.metrics.read_text().splitlines(keepends=True)
-        kept = []
-        for line in lines:
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if line.endswith("\n") and isinstance(row, dict) and row.get("step", 0) <= step:
-                kept.append(line)
+        kept = [line for line, row in self.metrics_rows() if line.endswith("\n") and row.get("step", 0) <= step]
         if kept != lines:
             atomic_write(self.metrics, lambda tmp: tmp.write_text("".join(kept)))
 

@@ -45,16 +45,13 @@ def evaluate(
         typer.echo(f"note: the recipe's classifier {judge} is not there, so generator error and translation "
                    f"accuracy are skipped; make it with: {classifier_command(model.recipe, judge)}", err=True)
         judge = None
-    if judge is not None:  # a missing or unreadable judge is refused before anything is measured
-        from ..classifier import read_classifier_meta
-        from ..evaluate import judge_warnings, require_classifier
-
-        require_classifier(judge, model.recipe)
-        judge_meta = read_classifier_meta(judge)
     report = run(model, judge, n or cfg.samples_per_class, cfg.seed if seed is None else seed,
                  strength=strength, keep_details=keep_details)
     if judge is not None:
-        for line in judge_warnings(judge_meta, judge):
+        from ..classifier import read_classifier_meta
+        from ..evaluate import judge_warnings
+
+        for line in judge_warnings(read_classifier_meta(judge), judge):
             typer.echo(line, err=True)
     with writing(output):
         path = write_report(report, output)
