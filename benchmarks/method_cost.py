@@ -62,6 +62,8 @@ OPTIONS = {
     "E width 1": ["model.options.e_width=1"],
     "E width 2": ["model.options.e_width=2"],
     "VAT weight 10": ["losses.vat.weight=10"],
+    "E max pooling": ["model.options.e_downsampling=maxpool"],
+    "E max pooling and ReLU": ["model.options.e_downsampling=maxpool", "model.options.e_activation=relu"],
     "quickstart additions together": ["losses.consistency.weight=10", "losses.consistency.options.threshold=0.9",
                                       "train.ema=0.99", "data.labeled_floor=0.2", "train.d_augment=[translation,cutout]",
                                       "optim.lr_d=1e-3"],

@@ -155,6 +155,29 @@ def test_e_width_widens_only_the_encoder(family, shape):
         build_networks(family, spec, shape, {"width": 0.25, "e_width": 0})
 
 
+@pytest.mark.parametrize("family,shape,side", [("paper28", (1, 28, 28), 7), ("paper32", (3, 32, 32), 4)])
+def test_max_pooling_encoder_halves_its_maps_by_pooling_and_keeps_g_and_d(family, shape, side):
+    spec = _spec()
+    paper = build_networks(family, spec, shape, {"width": 0.25})
+    pooled = build_networks(family, spec, shape, {"width": 0.25, "e_downsampling": "maxpool", "e_activation": "relu"})
+    convs = [m for m in pooled.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    pools = [m for m in pooled.encoder.modules() if isinstance(m, torch.nn.MaxPool2d)]
+    paper_convs = [m for m in paper.encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == len(paper_convs) and all(c.stride == (1, 1) for c in convs)
+    assert len(pools) == sum(c.stride == (2, 2) for c in paper_convs)  # one pool where the paper strides
+    dense = [m for m in pooled.encoder.modules() if isinstance(m, torch.nn.Linear)][0]
+    assert dense.in_features == side * side * convs[-1].out_channels
+    activations = {type(m) for m in pooled.encoder.modules() if isinstance(m, (torch.nn.ELU, torch.nn.ReLU))}
+    assert activations == {torch.nn.ReLU}
+    assert any(isinstance(m, torch.nn.ELU) for m in pooled.discriminator.modules())
+    assert any(isinstance(m, torch.nn.ELU) for m in pooled.generator.modules())
+    with torch.no_grad():
+        code = pooled.encoder(torch.rand(3, *shape))
+    assert code.shape == (3, spec.dim) and torch.isfinite(code).all()
+    with pytest.raises(ToolkitError, match=r"model\.options\.e_downsampling"):
+        build_networks(family, spec, shape, {"width": 0.25, "e_downsampling": "avgpool"})
+
+
 @pytest.mark.parametrize("shape", [(1, 32, 32), (3, 28, 32), (1, 64, 64)])
 def test_paper28_refuses_other_sizes(shape):
     with pytest.raises(ToolkitError, match=r"paper28.*28x28"):

@@ -32,9 +32,14 @@ def regulariser(options, first: bool) -> nn.Module:
     return nn.Identity()
 
 
-def block(layer: nn.Module, channels: int, options, two_d: bool, extra: nn.Module | None = None) -> nn.Sequential:
+ACTIVATIONS = {"elu": nn.ELU, "relu": nn.ReLU}  # the paper's ELU; ReLU: the same layer, cheaper on CPU
+
+
+def block(layer: nn.Module, channels: int, options, two_d: bool, extra: nn.Module | None = None,
+          activation: str = "elu") -> nn.Sequential:
+    """``layer`` -> BatchNorm -> ``activation`` (a key of :data:`ACTIVATIONS`) [-> ``extra``]."""
     bn = (nn.BatchNorm2d if two_d else nn.BatchNorm1d)(channels, eps=options.bn_eps, momentum=options.bn_momentum)
-    parts = [layer, bn, nn.ELU()]
+    parts = [layer, bn, ACTIVATIONS[activation]()]
     if extra is not None:
         parts.append(extra)
     return nn.Sequential(*parts)

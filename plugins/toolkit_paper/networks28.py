@@ -27,7 +27,7 @@ def generator(spec, channels: int, o) -> Generator:
 
 
 def encoder(spec, channels: int, o) -> Encoder:
-    return Encoder(spec, channels, o, [(32, 3, 1), (64, 3, 2), (128, 3, 2)], side=5)  # 28 -> 26 -> 12 -> 5
+    return Encoder(spec, channels, o, [(32, 3, 1), (64, 3, 2), (128, 3, 2)], side=5, image_side=28)  # 28 -> 26 -> 12 -> 5
 
 
 def discriminator(spec, channels: int, o) -> Discriminator:

@@ -31,7 +31,7 @@ def generator(spec, channels: int, o) -> Generator:
 
 def encoder(spec, channels: int, o) -> Encoder:
     # 32 -> 30 -> 14 -> 12 -> 5 -> 2
-    return Encoder(spec, channels, o, [(32, 3, 1), (64, 3, 2), (128, 3, 1), (256, 3, 2), (512, 3, 2)], side=2)
+    return Encoder(spec, channels, o, [(32, 3, 1), (64, 3, 2), (128, 3, 1), (256, 3, 2), (512, 3, 2)], side=2, image_side=32)
 
 
 def discriminator(spec, channels: int, o) -> Discriminator:

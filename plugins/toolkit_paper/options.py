@@ -36,6 +36,15 @@ class PaperNetworkOptions(_Options):
         None, gt=0, le=4, description="E's channel multiplier, when E should be wider or narrower than G and D "
         "(not in the paper); unset: width"
     )
+    e_downsampling: Literal["stride", "maxpool"] = Field(
+        "stride", description="how E halves its maps: stride = VALID stride-2 convolutions (paper, code); maxpool = "
+        "SAME stride-1 convolutions, 2x2 max pooling before each one the paper strides (not in the paper): E keeps "
+        "the strongest response of every position, a better classifier from few labels (docs/RESULTS.md)"
+    )
+    e_activation: Literal["elu", "relu"] = Field(
+        "elu", description="E's nonlinearity: elu (paper, code) or relu (not in the paper; on CPU ELU's exponential "
+        "costs more than the convolutions of a small E)"
+    )
     d_spectral_norm: bool = Field(
         False, description="spectral normalisation of D's weights (torch's parametrization; Miyato et al. 2018; not in the paper)"
     )

@@ -29,31 +29,56 @@ class Generator(nn.Module):
         return self.deconv(self.fc(z).view(len(z), self.base, self.side, self.side))
 
 
-def _convs(channels: int, convs, o, width: float, extra=None) -> tuple[list[nn.Module], int]:
+def _convs(channels: int, convs, o, width: float, extra=None, activation: str = "elu") -> tuple[list[nn.Module], int]:
     """``convs``: ``(out_channels, kernel, stride)`` per VALID convolution (widths scaled by ``width``)."""
     layers, cin = [], channels
     for i, (cout, kernel, stride) in enumerate(convs):
         cout = scaled(cout, width)
-        layers.append(block(nn.Conv2d(cin, cout, kernel, stride), cout, o, True, extra(i == 0) if extra else None))
+        layers.append(block(nn.Conv2d(cin, cout, kernel, stride), cout, o, True, extra(i == 0) if extra else None,
+                            activation=activation))
         cin = cout
     return layers, cin
+
+
+def _pooled_convs(channels: int, convs, o, width: float, side: int, activation: str) -> tuple[list[nn.Module], int, int]:
+    """The encoder's ``convs`` with max pooling (``e_downsampling: maxpool``): every convolution
+    SAME and stride 1, a stride-2 one preceded by 2x2 max pooling (``side`` -> ``side // 2``).
+    Returns the layers, the last layer's channels and the side of its map."""
+    layers, cin = [], channels
+    for cout, kernel, stride in convs:
+        cout = scaled(cout, width)
+        if stride == 2:
+            layers.append(nn.MaxPool2d(2))
+            side //= 2
+        elif stride != 1:
+            raise ValueError(f"e_downsampling: maxpool takes strides 1 and 2, not {stride}")
+        layers.append(block(nn.Conv2d(cin, cout, kernel, 1, kernel // 2), cout, o, True, activation=activation))
+        cin = cout
+    return layers, cin, side
 
 
 class Encoder(nn.Module):
     """Images -> convolutions -> FC 1024 -> raw code: u (tanh) | categorical logits | continuous means.
 
-    Channel widths scale by ``o.e_width``, or by ``o.width`` when that is not set."""
+    Channel widths scale by ``o.e_width``, or by ``o.width`` when that is not set. ``side``: the
+    side of the last convolution's map with the paper's VALID strided convolutions; with
+    ``o.e_downsampling == "maxpool"`` (not in the paper) the convolutions are SAME and stride 1,
+    2x2 max pooling halving the map where the paper strides (``image_side`` -> ``image_side /
+    2**k``), and ``o.e_activation`` replaces ELU in E."""
 
-    def __init__(self, spec, channels: int, o, convs, side: int):
+    def __init__(self, spec, channels: int, o, convs, side: int, image_side: int | None = None):
         super().__init__()
         width = o.width if o.e_width is None else o.e_width
         w = lambda c: scaled(c, width)  # noqa: E731
         self.u_size = spec.u_size
-        layers, cin = _convs(channels, convs, o, width)
+        if o.e_downsampling == "maxpool":
+            layers, cin, side = _pooled_convs(channels, convs, o, width, image_side, o.e_activation)
+        else:
+            layers, cin = _convs(channels, convs, o, width, activation=o.e_activation)
         self.features = nn.Sequential(
             *layers,
             nn.Flatten(),
-            block(nn.Linear(side * side * cin, w(1024)), w(1024), o, two_d=False),
+            block(nn.Linear(side * side * cin, w(1024)), w(1024), o, two_d=False, activation=o.e_activation),
         )
         self.head = nn.Linear(w(1024), spec.dim)
 
