@@ -1,4 +1,4 @@
-"""Building blocks shared by the paper's networks: layer -> BN -> ELU [-> noise/dropout]."""
+"""Building blocks shared by the paper's networks: layer -> BN -> ELU (or ReLU) [-> noise/dropout]."""
 
 from __future__ import annotations
 

@@ -2,7 +2,8 @@
 
 Every column has the same structure, after the authors' MNIST code: layers of
 layer -> BN -> ELU (:func:`~toolkit_paper.layers.block`); E and D use VALID convolutions, G
-SAME transposed convolutions; E ends in one dense head (a tanh on u); D judges the image and
+SAME transposed convolutions (options not in the paper: E with max pooling and ReLU,
+``e_downsampling`` / ``e_activation``); E ends in one dense head (a tanh on u); D judges the image and
 the code on separate paths, then jointly. A column gives its layer sizes.
 """
 
@@ -47,11 +48,12 @@ def _pooled_convs(channels: int, convs, o, width: float, side: int, activation: 
     layers, cin = [], channels
     for cout, kernel, stride in convs:
         cout = scaled(cout, width)
+        if stride not in (1, 2) or kernel % 2 == 0:
+            raise ValueError(f"e_downsampling: maxpool takes odd kernels with strides 1 and 2, not {kernel}x{kernel} "
+                             f"stride {stride}")
         if stride == 2:
             layers.append(nn.MaxPool2d(2))
             side //= 2
-        elif stride != 1:
-            raise ValueError(f"e_downsampling: maxpool takes strides 1 and 2, not {stride}")
         layers.append(block(nn.Conv2d(cin, cout, kernel, 1, kernel // 2), cout, o, True, activation=activation))
         cin = cout
     return layers, cin, side
@@ -72,6 +74,8 @@ class Encoder(nn.Module):
         w = lambda c: scaled(c, width)  # noqa: E731
         self.u_size = spec.u_size
         if o.e_downsampling == "maxpool":
+            if image_side is None:
+                raise ValueError("e_downsampling: maxpool needs the Encoder's image_side (the input's height and width)")
             layers, cin, side = _pooled_convs(channels, convs, o, width, image_side, o.e_activation)
         else:
             layers, cin = _convs(channels, convs, o, width, activation=o.e_activation)
