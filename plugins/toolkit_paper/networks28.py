@@ -27,11 +27,11 @@ def generator(spec, channels: int, o) -> Generator:
 
 
 def encoder(spec, channels: int, o) -> Encoder:
-    return Encoder(spec, channels, o, [(32, 3, 1), (64, 3, 2), (128, 3, 2)], side=5, image_side=28)  # 28 -> 26 -> 12 -> 5
+    return Encoder(spec, channels, o, [(32, 3, 1), (64, 3, 2), (128, 3, 2)], image_side=28)  # 28 -> 26 -> 12 -> 5
 
 
 def discriminator(spec, channels: int, o) -> Discriminator:
-    return Discriminator(spec, channels, o, [(64, 3, 2), (128, 3, 2)], side=6,  # 28 -> 13 -> 6
+    return Discriminator(spec, channels, o, [(64, 3, 2), (128, 3, 2)], image_side=28,  # 28 -> 13 -> 6
                          image_fc=512, code_widths=[64, 128, 512])
 
 

@@ -31,11 +31,11 @@ def generator(spec, channels: int, o) -> Generator:
 
 def encoder(spec, channels: int, o) -> Encoder:
     # 32 -> 30 -> 14 -> 12 -> 5 -> 2
-    return Encoder(spec, channels, o, [(32, 3, 1), (64, 3, 2), (128, 3, 1), (256, 3, 2), (512, 3, 2)], side=2, image_side=32)
+    return Encoder(spec, channels, o, [(32, 3, 1), (64, 3, 2), (128, 3, 1), (256, 3, 2), (512, 3, 2)], image_side=32)
 
 
 def discriminator(spec, channels: int, o) -> Discriminator:
-    return Discriminator(spec, channels, o, [(64, 4, 2), (128, 4, 2), (256, 4, 2)], side=2,  # 32 -> 15 -> 6 -> 2
+    return Discriminator(spec, channels, o, [(64, 4, 2), (128, 4, 2), (256, 4, 2)], image_side=32,  # 32 -> 15 -> 6 -> 2
                          image_fc=1024, code_widths=[64, 128, 256, 1024])
 
 

@@ -30,31 +30,27 @@ class Generator(nn.Module):
         return self.deconv(self.fc(z).view(len(z), self.base, self.side, self.side))
 
 
-def _convs(channels: int, convs, o, width: float, extra=None, activation: str = "elu") -> tuple[list[nn.Module], int]:
-    """``convs``: ``(out_channels, kernel, stride)`` per VALID convolution (widths scaled by ``width``)."""
+def _convs(channels: int, convs, o, width: float, side: int, extra=None, activation: str = "elu",
+           pooled: bool = False) -> tuple[list[nn.Module], int, int]:
+    """``convs``: ``(out_channels, kernel, stride)`` per VALID convolution (widths scaled by ``width``)
+    on a ``side`` x ``side`` input. ``pooled`` (E's ``e_downsampling: maxpool``): every convolution
+    SAME and stride 1, a stride-2 one preceded by 2x2 max pooling. Returns the layers, the last
+    layer's channels and the side of its map."""
     layers, cin = [], channels
     for i, (cout, kernel, stride) in enumerate(convs):
         cout = scaled(cout, width)
-        layers.append(block(nn.Conv2d(cin, cout, kernel, stride), cout, o, True, extra(i == 0) if extra else None,
-                            activation=activation))
-        cin = cout
-    return layers, cin
-
-
-def _pooled_convs(channels: int, convs, o, width: float, side: int, activation: str) -> tuple[list[nn.Module], int, int]:
-    """The encoder's ``convs`` with max pooling (``e_downsampling: maxpool``): every convolution
-    SAME and stride 1, a stride-2 one preceded by 2x2 max pooling (``side`` -> ``side // 2``).
-    Returns the layers, the last layer's channels and the side of its map."""
-    layers, cin = [], channels
-    for cout, kernel, stride in convs:
-        cout = scaled(cout, width)
-        if stride not in (1, 2) or kernel % 2 == 0:
-            raise ValueError(f"e_downsampling: maxpool takes odd kernels with strides 1 and 2, not {kernel}x{kernel} "
-                             f"stride {stride}")
-        if stride == 2:
-            layers.append(nn.MaxPool2d(2))
-            side //= 2
-        layers.append(block(nn.Conv2d(cin, cout, kernel, 1, kernel // 2), cout, o, True, activation=activation))
+        if pooled:
+            if stride not in (1, 2) or kernel % 2 == 0:
+                raise ValueError(f"e_downsampling: maxpool takes odd kernels with strides 1 and 2, not "
+                                 f"{kernel}x{kernel} stride {stride}")
+            if stride == 2:
+                layers.append(nn.MaxPool2d(2))
+                side //= 2
+            conv = nn.Conv2d(cin, cout, kernel, 1, kernel // 2)
+        else:
+            conv = nn.Conv2d(cin, cout, kernel, stride)
+            side = (side - kernel) // stride + 1
+        layers.append(block(conv, cout, o, True, extra(i == 0) if extra else None, activation=activation))
         cin = cout
     return layers, cin, side
 
@@ -62,23 +58,18 @@ def _pooled_convs(channels: int, convs, o, width: float, side: int, activation: 
 class Encoder(nn.Module):
     """Images -> convolutions -> FC 1024 -> raw code: u (tanh) | categorical logits | continuous means.
 
-    Channel widths scale by ``o.e_width``, or by ``o.width`` when that is not set. ``side``: the
-    side of the last convolution's map with the paper's VALID strided convolutions; with
-    ``o.e_downsampling == "maxpool"`` (not in the paper) the convolutions are SAME and stride 1,
-    2x2 max pooling halving the map where the paper strides (``image_side`` -> ``image_side /
-    2**k``), and ``o.e_activation`` replaces ELU in E."""
+    Channel widths scale by ``o.e_width``, or by ``o.width`` when that is not set. ``image_side``:
+    the input's height and width. With ``o.e_downsampling == "maxpool"`` (not in the paper) the
+    convolutions are SAME and stride 1, 2x2 max pooling halving the map where the paper strides,
+    and ``o.e_activation`` replaces ELU in E."""
 
-    def __init__(self, spec, channels: int, o, convs, side: int, image_side: int | None = None):
+    def __init__(self, spec, channels: int, o, convs, image_side: int):
         super().__init__()
         width = o.width if o.e_width is None else o.e_width
         w = lambda c: scaled(c, width)  # noqa: E731
         self.u_size = spec.u_size
-        if o.e_downsampling == "maxpool":
-            if image_side is None:
-                raise ValueError("e_downsampling: maxpool needs the Encoder's image_side (the input's height and width)")
-            layers, cin, side = _pooled_convs(channels, convs, o, width, image_side, o.e_activation)
-        else:
-            layers, cin = _convs(channels, convs, o, width, activation=o.e_activation)
+        layers, cin, side = _convs(channels, convs, o, width, image_side, activation=o.e_activation,
+                                   pooled=o.e_downsampling == "maxpool")
         self.features = nn.Sequential(
             *layers,
             nn.Flatten(),
@@ -102,11 +93,11 @@ class Discriminator(nn.Module):
     the image fits its class directly, not only through the joint layers. ``W`` starts small (N(0, 0.02^2)),
     so D starts close to the paper's."""
 
-    def __init__(self, spec, channels: int, o, convs, side: int, image_fc: int, code_widths: list[int]):
+    def __init__(self, spec, channels: int, o, convs, image_side: int, image_fc: int, code_widths: list[int]):
         super().__init__()
         w = lambda c: scaled(c, o.width)  # noqa: E731
         noise = lambda first: regulariser(o, first=first)  # noqa: E731
-        layers, cin = _convs(channels, convs, o, o.width, noise)
+        layers, cin, side = _convs(channels, convs, o, o.width, image_side, noise)
         self.image = nn.Sequential(
             *layers,
             nn.Flatten(),
