@@ -16,8 +16,12 @@ options for it, e.g. ``--set losses.consistency.options.strong=[affine,cutout]``
 ``losses.vat`` if it has one) the same way, and
 ``--augment-labeled`` shows the labeled images translated and flipped (FixMatch's weak view).
 ``--labels all`` gives the fully supervised reference.
+``--generator CKPT --generated-per-step N`` adds, with weight ``--generated-weight``, the
+cross-entropy of E's head on N images a finished checkpoint's G draws each step (its saved,
+averaged weights, BatchNorm in eval mode) against the class each was drawn with: what a trained
+G's images can teach E beyond the labels (the GAN's information loss, with G fixed).
 
-Nothing of the GAN runs here (no G, no D, no information loss), so the figures separate what E
+Otherwise nothing of the GAN runs here (no G, no D, no information loss), so the figures separate what E
 can learn from the labels and the unlabeled images from what the GAN adds or takes away.
 Prints one line per seed and the mean +- std at each evaluated step.
 """
@@ -35,8 +39,10 @@ import torch.nn.functional as F
 
 from toolkit.augment import augment
 from toolkit.data import load_dataset, select_labels
+from toolkit.errors import ToolkitError
 from toolkit.latent import build_spec
 from toolkit.losses import StepOutputs, build_losses
+from toolkit.model import load_model
 from toolkit.networks import build_networks
 from toolkit.recipe import LossConfig, load_recipe
 
@@ -61,7 +67,11 @@ def consistency_loss(term, encoder, images: torch.Tensor, raw: torch.Tensor, ste
 
 
 def train_encoder(recipe, seed: int, steps: int, labels, labeled_per_step: int, augment_labeled: bool,
-                  consistency: float, threshold: float, every: int, vat: float = 0.0) -> dict[int, float]:
+                  consistency: float, threshold: float, every: int, vat: float = 0.0,
+                  generator_model=None, generated_per_step: int = 0, generated_weight: float = 1.0) -> dict[int, float]:
+    """E alone for ``steps`` steps; its held-out accuracy (a fraction) at every ``every`` steps and
+    the last. ``generator_model``: a :class:`toolkit.model.Model` whose G draws ``generated_per_step``
+    labeled images per step (its spec must be the recipe's)."""
     torch.manual_seed(seed)
     train, test = load_dataset(recipe, "train"), load_dataset(recipe, "test")
     spec = build_spec(recipe, train)
@@ -89,6 +99,11 @@ def train_encoder(recipe, seed: int, steps: int, labels, labeled_per_step: int, 
         if augment_labeled:
             x_lab = augment(x_lab, WEAK_LABELED)
         loss = F.cross_entropy(encoder(x_lab)[:, head], y[li])
+        if generator_model is not None and generated_per_step > 0:
+            with torch.no_grad():
+                z = generator_model.spec.sample(generated_per_step, generator=g)
+                x_gen = generator_model.networks.generator(z)
+            loss = loss + generated_weight * F.cross_entropy(encoder(x_gen)[:, head], z[:, head].argmax(1))
         if consistency > 0 or vat > 0:
             x = torch.cat([images[li], images[ui]])
             with torch.no_grad():
@@ -121,19 +136,34 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threshold", type=float, default=0.9)
     p.add_argument("--vat", type=float, default=0.0, help="weight of virtual adversarial training (0: off; "
                    "its options from the recipe's losses.vat, e.g. --set losses.vat.options.epsilon=3)")
+    p.add_argument("--generator", metavar="CKPT", help="a checkpoint of this recipe whose G draws labeled images for E")
+    p.add_argument("--generated-per-step", type=int, default=64, help="G's images per step (with --generator)")
+    p.add_argument("--generated-weight", type=float, default=1.0, help="weight of E's cross-entropy on them")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field (e.g. model.options.width=1)")
     a = p.parse_args(argv)
     recipe = load_recipe(a.recipe, a.set)
     labels = a.labels if a.labels is not None else recipe.data.labels
+    generator_model = None
+    if a.generator:
+        try:
+            generator_model = load_model(a.generator)
+        except ToolkitError as e:
+            p.error(f"--generator: {e}")
+        generator_model.networks.eval()
+        if generator_model.spec.slices != build_spec(recipe, load_dataset(recipe, "train")).slices:
+            p.error(f"--generator: {a.generator} has another latent code than {a.recipe}")
     runs = {}
     for seed in (int(s) for s in a.seeds.split(",")):
         start = time.perf_counter()
         runs[seed] = train_encoder(recipe, seed, a.steps, labels, a.labeled_per_step, a.augment_labeled,
-                                   a.consistency, a.threshold, a.every, a.vat)
+                                   a.consistency, a.threshold, a.every, a.vat, generator_model, a.generated_per_step,
+                                   a.generated_weight)
         curve = " ".join(f"{k}:{100 * v:.1f}" for k, v in runs[seed].items())
         print(f"seed {seed}: {curve}  ({time.perf_counter() - start:.0f} s)", flush=True)
     print(f"labels {labels}, {a.labeled_per_step} labeled per step, augment labeled {a.augment_labeled}, "
-          f"consistency {a.consistency} (threshold {a.threshold}), vat {a.vat}; held-out accuracy, mean +- std over {len(runs)} seeds:")
+          f"consistency {a.consistency} (threshold {a.threshold}), vat {a.vat}"
+          + (f", {a.generated_per_step} of G's images per step (weight {a.generated_weight})" if generator_model else "")
+          + f"; held-out accuracy, mean +- std over {len(runs)} seeds:")
     for step in next(iter(runs.values())):
         values = [100 * r[step] for r in runs.values()]
         std = statistics.stdev(values) if len(values) > 1 else 0.0

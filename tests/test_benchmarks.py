@@ -159,6 +159,38 @@ def test_encoder_ceiling_trains_the_encoder_alone_over_seeds(tmp_path, capsys):
     assert list(history) == [1, 2] and all(0 <= v <= 1 for v in history.values())
 
 
+def test_encoder_ceiling_teaches_e_with_a_trained_generators_images(tmp_path, capsys):
+    from tiny import tiny_yaml
+
+    from toolkit.model import load_model
+    from toolkit.plugins import load_resolved
+    from toolkit.recipe import load_recipe
+    from toolkit.train import Trainer
+
+    bench = load_benchmark(BENCH.parent / "encoder_ceiling.py")
+    recipe = tiny_yaml(tmp_path / "tiny.yaml")
+    Trainer(load_resolved(str(recipe), ["train.steps=2"]), tmp_path / "run", "cpu").run()
+    ckpt = tmp_path / "run" / "checkpoints" / "step-000002.safetensors"
+    assert bench.main([str(recipe), "--seeds", "0", "--steps", "2", "--every", "2", "--labels", "20",
+                       "--generator", str(ckpt), "--generated-per-step", "6"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert "6 of G's images per step (weight 1.0)" in out[-2] and out[-1].startswith("  step 2: ")
+    # G draws the asked number of images at every step, in eval mode (its saved BatchNorm statistics)
+    model = load_model(ckpt)
+    model.networks.eval()
+    drawn = []
+    model.networks.generator.register_forward_hook(lambda m, args, out: drawn.append((m.training, out.shape[0])))
+    bench.train_encoder(load_recipe(recipe), 0, 3, 20, 4, False, 0.0, 0.9, every=3, generator_model=model,
+                        generated_per_step=6)
+    assert drawn == [(False, 6)] * 3
+    # a checkpoint with another latent code is refused in one line
+    other = tiny_yaml(tmp_path / "other.yaml")
+    other.write_text(other.read_text().replace("size: 4", "size: 5"))
+    with pytest.raises(SystemExit):
+        bench.main([str(other), "--seeds", "0", "--steps", "1", "--generator", str(ckpt)])
+    assert f"--generator: {ckpt} has another latent code than {other}" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("term", ["consistency", "vat"])
 def test_encoder_ceiling_draws_the_more_images_a_term_with_an_unlabeled_ratio_reads(tmp_path, capsys, term):
     from tiny import tiny_yaml
