@@ -118,7 +118,7 @@ RECIPES = {
     "unknown-top-level-key": (_edit(lambda d: d.update(epochs=3)), [],
                               ["epochs: unknown key", "allowed: name, seed, data"]),
     "unknown-nested-key": (_edit(lambda d: d["optim"].update(batchsize=8)), [],
-                           ["optim.batchsize: unknown key", "allowed: batch_size"]),
+                           ["optim.batchsize: unknown key; did you mean 'batch_size'? allowed: batch_size"]),
     "wrong-type": (_edit(lambda d: d["train"].update(steps="many")), [],
                    ["train.steps:", "integer", "'many'"]),
     "missing-required-key": (_edit(lambda d: d.pop("model")), [], ["model: required key is missing"]),
@@ -136,14 +136,15 @@ RECIPES = {
                         ["unknown network 'paper29'", "did you mean", "available:", "paper28"]),
     "unknown-loss": (_edit(lambda d: d["losses"].update(supp={})), [], ["unknown loss 'supp'", "did you mean 'sup'"]),
     "bad-plugin-option-key": (_edit(lambda d: d["model"]["options"].update(widht=0.5)), [],
-                              ["model.options.widht: unknown key", "allowed:", "width"]),
+                              ["model.options.widht: unknown key; did you mean 'width'? allowed:", "width"]),
     "bad-plugin-option-value": (_edit(lambda d: d["model"]["options"].update(width=-1)), [],
                                 ["model.options.width:", "greater than 0", "(got -1)"]),
     "set-without-equals": (_edit(lambda d: None), ["--set", "train.steps"],
                            ["--set expects KEY.PATH=VALUE, got 'train.steps'"]),
     "set-within-a-scalar": (_edit(lambda d: None), ["--set", "seed.value=3"],
                              ["--set seed.value: 'seed' is a value, not a section"]),
-    "set-unknown-key": (_edit(lambda d: None), ["--set", "train.stepz=3"], ["train.stepz: unknown key; allowed: steps"]),
+    "set-unknown-key": (_edit(lambda d: None), ["--set", "train.stepz=3"],
+                        ["train.stepz: unknown key; did you mean 'steps'? allowed: steps"]),
 }
 
 
@@ -965,6 +966,7 @@ def test_evaluate_and_figures_outputs(cli, trained, tmp_path, monkeypatch):
     code, out, err = cli("evaluate", "-c", trained["checkpoint"], "--n", "2", "-o", tmp_path / "reports", "--device", "cpu")
     assert code == 0 and "Traceback" not in err, err
     assert json.loads((tmp_path / "reports" / "report.eval.json").read_text())["step"] == 2
+    assert f"{trained['checkpoint']} (step 2)" in out.splitlines()  # the whole path on one line, however long
     code, _, err = cli("evaluate", "-c", trained["checkpoint"], "--n", "2", "-o", _a_file(tmp_path) / "r.json")
     error_line(code, err, "notes.txt is a file, not a folder")
     code, _, err = cli("figures", "-c", trained["checkpoint"], "-o", tmp_path / "notes.txt")

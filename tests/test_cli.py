@@ -72,9 +72,10 @@ def test_translate_and_interpolate_convert_other_sizes_and_channels(workdir):
         (["generate", "--set", "c1=abc"], "'c1' is continuous: expected a number"),
         (["translate", "--set", "item=bag", "missing.png"], "missing.png: no such file"),
         (["generate", "-c", "tiny.yaml"], "not a readable safetensors checkpoint"),
-        (["train", "tiny.yaml", "--set", "train.stepz=3"], "train.stepz: unknown key; allowed: steps"),
+        (["train", "tiny.yaml", "--set", "train.stepz=3"], "train.stepz: unknown key; did you mean 'steps'? allowed: steps"),
         (["train", "tiny.yaml", "--set", "model.network=paper28x"], "unknown network 'paper28x'"),
         (["train", "nothere.yaml"], "recipe not found: nothere.yaml"),
+        (["train", "tiyn.yaml"], "recipe not found: tiyn.yaml; did you mean 'tiny.yaml'? recipes in .:"),
         (["train", "--resume", "runs"], "nothing to resume"),
     ],
 )

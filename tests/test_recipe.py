@@ -97,17 +97,30 @@ def test_unknown_nested_key(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("override", "path", "allowed"),
+    ("override", "path", "guess", "allowed"),
     [
-        ("latent.variables.item.lable=x", "latent.variables.item.lable", "kind, classes, label, prior"),
-        ("losses.sup.wieght=1", "losses.sup.wieght", "weight, ramp, options"),
-        ("latent.u.dims=3", "latent.u.dims", "size, prior"),
+        ("latent.variables.item.lable=x", "latent.variables.item.lable", "did you mean 'label'? ", "kind, classes, label, prior"),
+        ("losses.sup.wieght=1", "losses.sup.wieght", "did you mean 'weight'? ", "weight, ramp, options"),
+        ("latent.u.dims=3", "latent.u.dims", "", "size, prior"),  # nothing close: no guess
     ],
 )
-def test_unknown_key_below_a_mapping(override, path, allowed):
+def test_unknown_key_below_a_mapping(override, path, guess, allowed):
     with pytest.raises(RecipeError) as info:
         load_recipe(QUICKSTART, [override])
-    assert f"{path}: unknown key; allowed: {allowed}" in str(info.value)
+    assert f"{path}: unknown key; {guess}allowed: {allowed}" in str(info.value)
+
+
+def test_a_missing_recipe_names_the_closest_one_in_its_folder(tmp_path):
+    (tmp_path / "quickstart.yaml").write_text("name: x\n")
+    (tmp_path / "mnist.yaml").write_text("name: y\n")
+    with pytest.raises(RecipeError) as info:
+        load_recipe(tmp_path / "quikstart.yaml")
+    assert str(info.value) == (f"recipe not found: {tmp_path / 'quikstart.yaml'}; did you mean "
+                               f"'{tmp_path / 'quickstart.yaml'}'? recipes in {tmp_path}: mnist.yaml, quickstart.yaml")
+    with pytest.raises(RecipeError, match=r"^recipe not found: \S+zzz.yaml; recipes in \S+: mnist.yaml, quickstart.yaml$"):
+        load_recipe(tmp_path / "zzz.yaml")  # nothing close: the list only
+    with pytest.raises(RecipeError, match=r"^recipe not found: \S+nodir/quick.yaml$"):
+        load_recipe(tmp_path / "nodir" / "quick.yaml")  # no such folder: nothing to list
 
 
 @pytest.mark.parametrize(

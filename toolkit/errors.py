@@ -36,16 +36,17 @@ class LatentError(ToolkitError):
     """An unknown latent variable or a value it cannot take."""
 
 
-def did_you_mean(name: str, valid) -> str:
-    """Format the valid choices, closest first, for an error message."""
+def did_you_mean(name: str, valid, word: str = "available") -> str:
+    """Format the valid choices for an error message, led by the closest one to ``name`` if any
+    is close: ``did you mean 'steps'? allowed: ...`` (``word`` names the list)."""
     import difflib
 
     valid = list(valid)
     if not valid:
-        return "none available"
+        return f"none {word}"
     close = difflib.get_close_matches(name, valid, n=1)
     listed = ", ".join(valid)
-    return f"did you mean '{close[0]}'? available: {listed}" if close else f"available: {listed}"
+    return f"did you mean '{close[0]}'? {word}: {listed}" if close else f"{word}: {listed}"
 
 
 def exception_line(exc: BaseException) -> str:

@@ -55,7 +55,8 @@ def evaluate(
             typer.echo(line, err=True)
     with writing(output):
         path = write_report(report, output)
-    table = Table(title=f"{model.path} (step {model.step})")
+    typer.echo(f"{model.path} (step {model.step})")  # above the table, not its title: rich wraps a title at the table's width
+    table = Table()
     table.add_column("metric")
     table.add_column("value", justify="right")
     if "generator_error" in report:
