@@ -343,6 +343,19 @@ def test_generate_help_says_what_no_n_means(cli):
     assert code == 0 and "[default:" not in row and "Images (default: 64)" in out
 
 
+def test_a_misspelt_checkpoint_names_the_closest_one_in_its_folder(cli, trained, tmp_path):
+    folder = tmp_path / "run" / "checkpoints"
+    folder.mkdir(parents=True)
+    for step in (600, 1200):
+        (folder / f"step-{step:06d}.safetensors").write_bytes(trained["checkpoint"].read_bytes())
+    code, _, err = cli("generate", "-c", folder / "step-00120.safetensors", "-o", tmp_path / "g.png")
+    error_line(code, err, f"checkpoint not found: {folder / 'step-00120.safetensors'}; did you mean 'step-001200.safetensors'? "
+               f"checkpoints in {folder}: step-000600.safetensors, step-001200.safetensors")
+    code, _, err = cli("generate", "-c", tmp_path / "elsewhere" / "x.safetensors", "-o", tmp_path / "g.png")
+    error_line(code, err, f"checkpoint not found: {tmp_path / 'elsewhere' / 'x.safetensors'}")
+    assert "did you mean" not in err and not (tmp_path / "g.png").exists()
+
+
 @pytest.mark.parametrize("how", ["given", "the-newest"])
 def test_a_truncated_newest_checkpoint_offers_the_older_one_that_reads(cli, trained, tmp_path, monkeypatch, how):
     folder = tmp_path / "runs" / "tiny" / "checkpoints"
