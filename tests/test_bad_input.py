@@ -349,7 +349,8 @@ def test_a_misspelt_checkpoint_names_the_closest_one_in_its_folder(cli, trained,
     for step in (600, 1200):
         (folder / f"step-{step:06d}.safetensors").write_bytes(trained["checkpoint"].read_bytes())
     code, _, err = cli("generate", "-c", folder / "step-00120.safetensors", "-o", tmp_path / "g.png")
-    error_line(code, err, f"checkpoint not found: {folder / 'step-00120.safetensors'}; did you mean 'step-001200.safetensors'? "
+    error_line(code, err, f"checkpoint not found: {folder / 'step-00120.safetensors'}; "
+               f"did you mean '{folder / 'step-001200.safetensors'}'? "
                f"checkpoints in {folder}: step-000600.safetensors, step-001200.safetensors")
     code, _, err = cli("generate", "-c", tmp_path / "elsewhere" / "x.safetensors", "-o", tmp_path / "g.png")
     error_line(code, err, f"checkpoint not found: {tmp_path / 'elsewhere' / 'x.safetensors'}")

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 from . import __version__
-from .errors import CheckpointError, exception_line
+from .errors import CheckpointError, exception_line, files_like
 from .files import atomic_write
 
 FORMAT = 1
@@ -53,7 +53,7 @@ def read_meta(path: str | Path) -> dict:
     if path.is_dir():
         raise CheckpointError(f"{path}: is a folder, expected a .safetensors file{_in_run_folder(path)}")
     if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
+        raise CheckpointError(f"checkpoint not found: {path}{files_like(path, ('.safetensors',), 'checkpoints')}")
     try:
         with safe_open(str(path), framework="pt") as f:
             raw = (f.metadata() or {}).get(META_KEY)

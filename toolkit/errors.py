@@ -49,6 +49,26 @@ def did_you_mean(name: str, valid, word: str = "available") -> str:
     return f"did you mean '{close[0]}'? {word}: {listed}" if close else f"{word}: {listed}"
 
 
+def files_like(path, suffixes: tuple[str, ...], what: str) -> str:
+    """For a file ``path`` that does not exist: ``; did you mean '<path's folder>/<closest name>'?
+    <what> in <folder>: a, b, ...``, over the files of its folder whose suffix is one of
+    ``suffixes``, the guess only when a name is close; empty text when the folder holds none or
+    cannot be read."""
+    import difflib
+    from pathlib import Path
+
+    path = Path(path)
+    try:
+        names = sorted(p.name for p in path.parent.iterdir() if p.suffix in suffixes and p.is_file())
+    except OSError:
+        return ""
+    if not names:
+        return ""
+    close = difflib.get_close_matches(path.name, names, n=1)
+    guess = f" did you mean '{path.with_name(close[0])}'?" if close else ""
+    return f";{guess} {what} in {path.parent}: {', '.join(names)}"
+
+
 def exception_line(exc: BaseException) -> str:
     """``TypeName: first line of the message`` (``(no message)`` when it has none): how an
     exception from inside a plugin is told in one line."""

@@ -15,7 +15,7 @@ import torch
 from pydantic import ValidationError
 
 from .checkpoint import missing_plugin, read_meta, read_tensors
-from .errors import CheckpointError, ToolkitError, did_you_mean
+from .errors import CheckpointError, ToolkitError
 from .images import smooth
 from .latent import LatentSpec
 from .networks import Networks, build_networks
@@ -165,16 +165,10 @@ def load_model(path: str | Path, device: str = "cpu") -> Model:
 
 def _offer_older(path: Path, error: CheckpointError) -> CheckpointError:
     """``error``, plus the newest older checkpoint of the same run that reads (a run's newest
-    checkpoint is the one a crash or a full disk damages); for a path that does not exist, the
-    checkpoints its folder holds instead, the closest name first."""
+    checkpoint is the one a crash or a full disk damages); nothing for a path that does not exist
+    (:func:`toolkit.checkpoint.read_meta` names the checkpoints its folder holds)."""
     if not path.exists():
-        try:
-            names = sorted(p.name for p in path.parent.glob("*.safetensors"))
-        except OSError:
-            names = []
-        if not names:
-            return error
-        return CheckpointError(f"{error}; {did_you_mean(path.name, names, f'checkpoints in {path.parent}')}")
+        return error
     run = RunDir(path.parent.parent)
     if path.parent.name != run.checkpoints.name or not path.name.startswith("step-"):
         return error

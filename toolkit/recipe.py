@@ -21,7 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError, field_validator, model_validator
 
-from .errors import RecipeError, did_you_mean
+from .errors import RecipeError, did_you_mean, files_like
 
 Augmentation = Literal["translation", "cutout", "brightness", "contrast", "saturation", "flip", "blur", "noise", "affine"]
 """One per-image random transform of toolkit.augment, by the name recipes write."""
@@ -370,28 +370,12 @@ def format_validation_error(exc: ValidationError, prefix: str = "", model: type[
 
 
 # -- loading -------------------------------------------------------------------------------
-def _similar_recipes(path: Path) -> str:
-    """``; did you mean 'recipes/quickstart.yaml'? recipes in recipes: ...`` for a missing recipe
-    file whose folder holds YAML files (empty text when it holds none or cannot be read)."""
-    import difflib
-
-    try:
-        names = sorted(p.name for p in path.parent.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
-    except OSError:
-        return ""
-    if not names:
-        return ""
-    close = difflib.get_close_matches(path.name, names, n=1)
-    guess = f" did you mean '{path.with_name(close[0])}'?" if close else ""
-    return f";{guess} recipes in {path.parent}: {', '.join(names)}"
-
-
 def read_yaml(path: Path) -> dict:
     """Safe-load a YAML mapping; errors name the file and line."""
     try:
         text = Path(path).read_text()
     except FileNotFoundError:
-        raise RecipeError(f"recipe not found: {path}{_similar_recipes(Path(path))}") from None
+        raise RecipeError(f"recipe not found: {path}{files_like(path, ('.yaml', '.yml'), 'recipes')}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise RecipeError(f"cannot read recipe {path}: {exc}") from None
     try:
