@@ -20,6 +20,10 @@ options for it, e.g. ``--set losses.consistency.options.strong=[affine,cutout]``
 cross-entropy of E's head on N images a finished checkpoint's G draws each step (its saved,
 averaged weights, BatchNorm in eval mode) against the class each was drawn with: what a trained
 G's images can teach E beyond the labels (the GAN's information loss, with G fixed).
+``--unlabeled-set KEY=VALUE`` (repeatable) draws the unlabeled rows, and the images a term's
+``unlabeled_ratio`` adds, from the training split of the recipe with these overrides instead
+(e.g. ``data.dataset=fashion-mnist`` with its ``data.options.root``: all 60,000 Fashion-MNIST
+training images beside the slice's 500 labels): what more unlabeled images give the same labels.
 
 Otherwise nothing of the GAN runs here (no G, no D, no information loss), so the figures separate what E
 can learn from the labels and the unlabeled images from what the GAN adds or takes away.
@@ -68,10 +72,12 @@ def consistency_loss(term, encoder, images: torch.Tensor, raw: torch.Tensor, ste
 
 def train_encoder(recipe, seed: int, steps: int, labels, labeled_per_step: int, augment_labeled: bool,
                   consistency: float, threshold: float, every: int, vat: float = 0.0,
-                  generator_model=None, generated_per_step: int = 0, generated_weight: float = 1.0) -> dict[int, float]:
+                  generator_model=None, generated_per_step: int = 0, generated_weight: float = 1.0,
+                  unlabeled: torch.Tensor | None = None) -> dict[int, float]:
     """E alone for ``steps`` steps; its held-out accuracy (a fraction) at every ``every`` steps and
     the last. ``generator_model``: a :class:`toolkit.model.Model` whose G draws ``generated_per_step``
-    labeled images per step (its spec must be the recipe's)."""
+    labeled images per step (its spec must be the recipe's). ``unlabeled``: images ``(N, C, H, W)``
+    in [0, 1] to draw the unlabeled rows from (default: the recipe's training split)."""
     torch.manual_seed(seed)
     train, test = load_dataset(recipe, "train"), load_dataset(recipe, "test")
     spec = build_spec(recipe, train)
@@ -82,6 +88,7 @@ def train_encoder(recipe, seed: int, steps: int, labels, labeled_per_step: int, 
     y = select_labels(train, {variable.label: variable.size}, count, seed)[variable.label]
     labeled = (y >= 0).nonzero().flatten()
     images = train.images.float() / 255
+    pool = images if unlabeled is None else unlabeled
     test_x, test_y = test.images.float() / 255, test.attribute(variable.label)
     opt = torch.optim.Adam(encoder.parameters(), recipe.optim.lr_ge, betas=tuple(recipe.optim.betas))
     g = torch.Generator().manual_seed(seed)
@@ -94,7 +101,7 @@ def train_encoder(recipe, seed: int, steps: int, labels, labeled_per_step: int, 
     history = {}
     for step in range(1, steps + 1):
         li = labeled[torch.randint(len(labeled), (labeled_per_step,), generator=g)]
-        ui = torch.randint(len(train), (unlabeled_per_step,), generator=g)
+        ui = torch.randint(len(pool), (unlabeled_per_step,), generator=g)
         x_lab = images[li]
         if augment_labeled:
             x_lab = augment(x_lab, WEAK_LABELED)
@@ -105,13 +112,13 @@ def train_encoder(recipe, seed: int, steps: int, labels, labeled_per_step: int, 
                 x_gen = generator_model.networks.generator(z)
             loss = loss + generated_weight * F.cross_entropy(encoder(x_gen)[:, head], z[:, head].argmax(1))
         if consistency > 0 or vat > 0:
-            x = torch.cat([images[li], images[ui]])
+            x = torch.cat([images[li], pool[ui]])
             with torch.no_grad():
                 raw = encoder(x)  # once for both terms, as the trainer's step computes it once
         if consistency > 0:
-            loss = loss + consistency * consistency_loss(term, encoder, x, raw, step, images, g)
+            loss = loss + consistency * consistency_loss(term, encoder, x, raw, step, pool, g)
         if vat > 0:
-            loss = loss + vat * consistency_loss(vat_term, encoder, x, raw, step, images, g)
+            loss = loss + vat * consistency_loss(vat_term, encoder, x, raw, step, pool, g)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -139,6 +146,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--generator", metavar="CKPT", help="a checkpoint of this recipe whose G draws labeled images for E")
     p.add_argument("--generated-per-step", type=int, default=64, help="G's images per step (with --generator)")
     p.add_argument("--generated-weight", type=float, default=1.0, help="weight of E's cross-entropy on them")
+    p.add_argument("--unlabeled-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="draw the unlabeled rows from the training split of the recipe with this override too "
+                   "(e.g. data.dataset=fashion-mnist)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe field (e.g. model.options.width=1)")
     a = p.parse_args(argv)
     recipe = load_recipe(a.recipe, a.set)
@@ -152,17 +162,29 @@ def main(argv: list[str] | None = None) -> int:
         generator_model.networks.eval()
         if generator_model.spec.slices != build_spec(recipe, load_dataset(recipe, "train")).slices:
             p.error(f"--generator: {a.generator} has another latent code than {a.recipe}")
+    unlabeled = None
+    if a.unlabeled_set:
+        try:
+            more = load_dataset(load_recipe(a.recipe, a.set + a.unlabeled_set), "train")
+        except ToolkitError as e:
+            p.error(f"--unlabeled-set: {e}")
+        shape = load_dataset(recipe, "train").shape
+        if more.shape != shape:
+            p.error(f"--unlabeled-set: its images are {'x'.join(map(str, more.shape))}, the recipe's "
+                    f"{'x'.join(map(str, shape))}")
+        unlabeled = more.images.float() / 255
     runs = {}
     for seed in (int(s) for s in a.seeds.split(",")):
         start = time.perf_counter()
         runs[seed] = train_encoder(recipe, seed, a.steps, labels, a.labeled_per_step, a.augment_labeled,
                                    a.consistency, a.threshold, a.every, a.vat, generator_model, a.generated_per_step,
-                                   a.generated_weight)
+                                   a.generated_weight, unlabeled)
         curve = " ".join(f"{k}:{100 * v:.1f}" for k, v in runs[seed].items())
         print(f"seed {seed}: {curve}  ({time.perf_counter() - start:.0f} s)", flush=True)
     print(f"labels {labels}, {a.labeled_per_step} labeled per step, augment labeled {a.augment_labeled}, "
           f"consistency {a.consistency} (threshold {a.threshold}), vat {a.vat}"
           + (f", {a.generated_per_step} of G's images per step (weight {a.generated_weight})" if generator_model else "")
+          + (f", unlabeled rows from {len(unlabeled)} images ({' '.join(a.unlabeled_set)})" if unlabeled is not None else "")
           + f"; held-out accuracy, mean +- std over {len(runs)} seeds:")
     for step in next(iter(runs.values())):
         values = [100 * r[step] for r in runs.values()]

@@ -191,6 +191,45 @@ def test_encoder_ceiling_teaches_e_with_a_trained_generators_images(tmp_path, ca
     assert f"--generator: {ckpt} has another latent code than {other}" in capsys.readouterr().err
 
 
+def test_encoder_ceiling_draws_unlabeled_rows_from_another_set(tmp_path, capsys):
+    import torch
+    from PIL import Image
+    from tiny import tiny_yaml
+
+    from toolkit.recipe import load_recipe
+
+    bench = load_benchmark(BENCH.parent / "encoder_ceiling.py")
+    recipe = tiny_yaml(tmp_path / "tiny.yaml")
+    folder = tmp_path / "more"
+    folder.mkdir()
+    for i in range(5):
+        Image.new("L", (28, 28), 40 * i).save(folder / f"{i}.png")
+    more = ["--unlabeled-set", "data.dataset=image-folder", "--unlabeled-set", f"data.options.folder={folder}",
+            "--unlabeled-set", "data.options.test_fraction=0"]
+    assert bench.main([str(recipe), "--seeds", "0", "--steps", "2", "--every", "2", "--labels", "20",
+                       "--consistency", "1", "--threshold", "0", *more]) == 0
+    assert "unlabeled rows from 5 images" in capsys.readouterr().out.splitlines()[-2]
+    # the rows after the labeled ones are the other set's images
+    seen = []
+    encoder_hook = lambda module, args: seen.append(args[0])  # noqa: E731
+    real_build = bench.build_networks
+
+    def build(*args, **kwargs):
+        networks = real_build(*args, **kwargs)
+        networks.encoder.register_forward_pre_hook(encoder_hook)
+        return networks
+
+    bench.build_networks = build
+    grey = torch.full((3, 1, 28, 28), 0.5)
+    bench.train_encoder(load_recipe(recipe), 0, 1, 20, 2, False, 1.0, 0.0, every=1, unlabeled=grey)
+    batch = next(x for x in seen if len(x) == 8)  # 2 labeled + 6 unlabeled rows
+    assert (batch[2:] == 0.5).all() and not (batch[:2] == 0.5).all()
+    # images of another size are refused in one line
+    with pytest.raises(SystemExit):
+        bench.main([str(recipe), "--seeds", "0", "--steps", "1", *more, "--unlabeled-set", "data.options.image_size=32"])
+    assert "--unlabeled-set: its images are 1x32x32, the recipe's 1x28x28" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("term", ["consistency", "vat"])
 def test_encoder_ceiling_draws_the_more_images_a_term_with_an_unlabeled_ratio_reads(tmp_path, capsys, term):
     from tiny import tiny_yaml
