@@ -28,7 +28,9 @@ from PIL import Image
 from tiny import TINY, tiny_recipe, tiny_yaml
 
 import toolkit.cli
+import toolkit.data
 import toolkit.errors
+import toolkit.losses
 from toolkit.checkpoint import read_meta
 from toolkit.errors import ToolkitError
 from toolkit.model import load_model
@@ -794,6 +796,39 @@ def _raise(exc):
     raise exc
 
 
+def _channels_last(data):
+    data.images = data.images.permute(0, 2, 3, 1).contiguous()
+    return data
+
+
+def _raw_plugin(kind, name, factory):
+    """A plugin registering ``factory`` as it is, whatever its signature."""
+    from types import SimpleNamespace
+
+    from toolkit.hookspecs import hookimpl
+
+    @hookimpl
+    def register_datasets(register):
+        register(name, factory)
+
+    @hookimpl
+    def register_losses(register):
+        register(name, factory)
+
+    hooks = {"datasets": register_datasets, "losses": register_losses}
+    return SimpleNamespace(**{f"register_{kind}": hooks[kind]})
+
+
+class _TensorViews(toolkit.losses.LossTerm):
+    """A term whose extra_passes returns E's raw code, not a dict of it."""
+
+    def extra_passes(self, nets, batch, step):
+        return nets.encoder(batch["x_real"])
+
+    def __call__(self, out):
+        return {"ge": out.x_rec.mean()}
+
+
 def _failing_networks(spec, image_shape, options=None):
     from toolkit.testing import linear_networks
 
@@ -834,6 +869,21 @@ CONTRACTS = {
                                 ["dataset 'listy' (plugin 'broken', (in-process)) returned list for split 'train'"]),
     "dataset-factory-raises": (lambda: _dataset_plugin(oops=lambda s: {}["images"]), {"dataset": "oops"},
                                ["dataset 'oops' (plugin 'broken', (in-process)) failed to build: KeyError: 'images'"]),
+    "dataset-channels-last": (lambda: _dataset_plugin(hwc=lambda s: _channels_last(_bars(s))), {"dataset": "hwc"},
+                              ["dataset 'hwc' (plugin 'broken', (in-process)) returned images of shape (16, 28, 28, 1) "
+                               "in split 'train': channels last (N, H, W, C)", "images.permute(0, 3, 1, 2)"]),
+    "dataset-factory-signature": (lambda: _raw_plugin("datasets", "sig", lambda opts, part: _bars(part)), {"dataset": "sig"},
+                                  ["dataset 'sig' (plugin 'broken', (in-process)): its factory test_bad_input:<lambda>(opts, "
+                                   "part) cannot be called as the toolkit calls a dataset factory, <lambda>(options, split)",
+                                   "missing a required argument: 'opts'"]),
+    "loss-factory-signature": (lambda: _raw_plugin("losses", "sig", lambda options, spec: None),
+                               {"losses": {"rec": {}, "sig": {}}},
+                               ["loss 'sig' (plugin 'broken', (in-process)): its factory test_bad_input:<lambda>(options, "
+                                "spec) cannot be called as the toolkit calls a loss factory, <lambda>(spec, options)",
+                                "multiple values for argument 'options'"]),
+    "loss-extra-passes-not-a-dict": (lambda: _loss_plugin(views=_TensorViews(None)), {"losses": {"rec": {}, "views": {}}},
+                                     ["loss 'views' (plugin 'broken', (in-process)) returned Tensor from extra_passes, "
+                                      "expected a dict of tensors by name"]),
     "network-not-networks": (lambda: _network_plugin("tuple", lambda spec, shape, options=None: (1, 2)), {"network": "tuple"},
                              ["network 'tuple' (plugin 'broken', (in-process)) returned tuple, expected toolkit.networks.Networks"]),
     "network-fails-in-the-step": (lambda: _network_plugin("crash", _failing_networks), {"network": "crash"},
@@ -856,6 +906,26 @@ def test_plugins_breaking_their_contract(cli, register_plugin, tmp_path, monkeyp
         with pytest.raises(toolkit.errors.PluginError) as info:
             cli("--debug", "train", recipe, "--out", tmp_path / "run2")
         assert isinstance(info.value.__cause__, (IndexError, KeyError))
+
+
+def test_a_dataset_with_labels_of_another_integer_type_trains(cli, register_plugin, tmp_path, monkeypatch):
+    """int32 or uint8 labels (numpy's, a CSV reader's) are class indices like int64 ones: stored as int64,
+    where the losses would otherwise fail on them at step 1 and blame the loss."""
+    from toolkit.testing import SyntheticPlugin
+
+    monkeypatch.chdir(tmp_path)
+    register_plugin(SyntheticPlugin(), "synthetic")
+    register_plugin(_dataset_plugin(narrow=lambda s: _bars(s, lambda lab: lab.int()),
+                                    small=lambda s: _bars(s, lambda lab: lab.clamp(min=0).to(torch.uint8))), "narrow")
+    for name in ("narrow", "small"):
+        recipe = _synthetic_recipe(tmp_path / f"{name}.yaml", dataset=name)
+        code, _, err = cli("train", recipe, "--out", tmp_path / name)
+        assert code == 0, err
+        assert (tmp_path / name / "checkpoints" / "step-000001.safetensors").exists()
+    data = toolkit.data.ImageSet(torch.zeros(3, 1, 8, 8, dtype=torch.uint8), given := {"a": torch.tensor([0, 1, -1],
+                                 dtype=torch.int32)}, {"a": ["x", "y"]})
+    assert data.labels["a"].dtype == torch.int64 and data.labels["a"].tolist() == [0, 1, -1]
+    assert given["a"].dtype == torch.int32, "the plugin's own dict is left as it was"
 
 
 # -- recipes that cannot run: refused by validate, --dry-run and train, before anything is made -----

@@ -32,6 +32,8 @@ class ImageSet:
     def __post_init__(self):
         if self.images.dtype != torch.uint8 or self.images.dim() != 4:
             raise ValueError(f"ImageSet.images must be uint8 (N, C, H, W), got {self.images.dtype} {tuple(self.images.shape)}")
+        # int32, uint8, ... (from numpy or a CSV reader): the class index as int64, which the losses take
+        self.labels = {k: v.long() if _other_integers(v) else v for k, v in self.labels.items()}
         for name, lab in self.labels.items():
             if lab.shape != (len(self.images),):
                 raise ValueError(f"labels['{name}'] has shape {tuple(lab.shape)}, expected ({len(self.images)},)")
@@ -54,17 +56,31 @@ class ImageSet:
         return ImageSet(self.images[index], {k: v[index] for k, v in self.labels.items()}, dict(self.classes))
 
 
+def _other_integers(labels) -> bool:
+    return (isinstance(labels, torch.Tensor) and labels.dtype != torch.int64 and not labels.dtype.is_floating_point
+            and not labels.is_complex() and labels.dtype != torch.bool)
+
+
 def check_imageset(data, split: str = "?") -> str | None:
     """What is wrong with a dataset plugin's result (completing "dataset 'x' (plugin ...) ..."), or None.
 
-    An :class:`ImageSet` with at least one image; every label an integer from -1 to the
-    attribute's class count - 1; at least one class name per attribute.
+    An :class:`ImageSet` with at least one image, its images (N, C, H, W) with C = 1 or 3 (images
+    with C elsewhere and 1 or 3 last are refused as channels-last); every label an integer from -1
+    to the attribute's class count - 1 (integer labels of any width are stored as int64); at least
+    one class name per attribute.
     """
     if not isinstance(data, ImageSet):
         return f"returned {type(data).__name__} for split '{split}', expected a toolkit.data.ImageSet"
     if len(data) == 0:
         return f"has no images in split '{split}'"
-    for name, lab in data.labels.items():
+    n, c, h, w = data.images.shape
+    if c not in (1, 3) and w in (1, 3):
+        return (f"returned images of shape {(n, c, h, w)} in split '{split}': channels last (N, H, W, C); the toolkit "
+                f"takes (N, C, H, W), e.g. images.permute(0, 3, 1, 2).contiguous()")
+    for name in list(data.labels):
+        if _other_integers(data.labels[name]):  # set after ImageSet was made: stored as int64 here too
+            data.labels[name] = data.labels[name].long()
+        lab = data.labels[name]
         if lab.dtype.is_floating_point or lab.dtype == torch.bool or lab.is_complex():
             return f"labels['{name}'] are {lab.dtype}, expected integers (class index, -1 = no label)"
         k = len(data.classes.get(name, []))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -83,6 +84,7 @@ class Entry:
         """
         parsed = self.parse_options(options, where)
         factory = self.resolve()
+        self._check_signature(factory, args, kwargs)
         try:
             result = factory(*args, options=parsed, **kwargs)
         except ToolkitError:
@@ -95,6 +97,28 @@ class Entry:
             if problem:
                 raise PluginError(f"{self.origin()} {problem}")
         return result
+
+
+    def _check_signature(self, factory: Callable, args: tuple, kwargs: dict) -> None:
+        """A factory that cannot take the toolkit's call is one line with both forms, not a bare TypeError."""
+        try:
+            signature = inspect.signature(factory)
+        except (TypeError, ValueError):  # no signature to read (a builtin): let the call speak
+            return
+        try:
+            signature.bind(*args, options=None, **kwargs)
+        except TypeError as exc:
+            names = FACTORY_ARGUMENTS.get(self.kind, ())
+            positional = list(names) if len(names) == len(args) else [f"arg{i + 1}" for i in range(len(args))]
+            call = ", ".join([*positional, "options", *kwargs])
+            name = getattr(factory, "__name__", type(factory).__name__)
+            where = f"{factory.__module__}:" if getattr(factory, "__module__", None) else ""
+            raise PluginError(f"{self.origin()}: its factory {where}{name}{signature} cannot be called as the toolkit "
+                              f"calls a {self.kind} factory, {name}({call}) ({exc})") from None
+
+
+# the positional arguments the toolkit passes each kind's factory (``options`` and keywords follow)
+FACTORY_ARGUMENTS = {"network": ("spec", "image_shape"), "loss": ("spec",), "classifier": ("image_shape", "num_classes")}
 
 
 def _check_loss(result, kwargs) -> str | None:

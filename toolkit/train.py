@@ -160,13 +160,19 @@ class ForwardPasses(torch.nn.Module):
     def _extra_passes(self, name: str, term, batch: dict, step: int) -> dict:
         """A loss term's own passes; an exception inside them is one line naming the term and its plugin."""
         try:
-            return term.extra_passes(self, batch, step)
+            views = term.extra_passes(self, batch, step)
         except ToolkitError:
             raise
         except Exception as exc:
             if isinstance(exc, torch.OutOfMemoryError):
                 raise  # the step's batch is too large: said once, in forward
             raise PluginError(f"{loss_origin(name)} failed in its extra passes: {exception_line(exc)}") from exc
+        if views is None:
+            return {}  # a lazy term's off step
+        if not isinstance(views, dict):
+            raise PluginError(f"{loss_origin(name)} returned {type(views).__name__} from extra_passes, expected a dict "
+                              "of tensors by name ({} on a step it skips)")
+        return views
 
 
 def _as_is(what: str, value: torch.Tensor, shape: tuple) -> torch.Tensor:
