@@ -147,6 +147,12 @@ RECIPES = {
                              ["--set seed.value: 'seed' is a value, not a section"]),
     "set-unknown-key": (_edit(lambda d: None), ["--set", "train.stepz=3"],
                         ["train.stepz: unknown key; did you mean 'steps'? allowed: steps"]),
+    "short-form-of-a-key": (_edit(lambda d: None), ["--set", "train.keep=3"],
+                            ["train.keep: unknown key; did you mean 'keep_checkpoints'? allowed: steps"]),
+    "a-value-for-a-section": (_edit(lambda d: None), ["--set", "losses.rec=0.5"],
+                              ["losses.rec: expected a mapping with keys weight, ramp, options (got 0.5)"]),
+    "a-value-for-the-data-section": (_edit(lambda d: d.update(data=3)), [],
+                                     ["data: expected a mapping with keys dataset, options"]),
 }
 
 
@@ -1171,6 +1177,7 @@ def test_evaluate_without_the_recipes_judge_still_measures_the_encoder(cli, tmp_
     assert f"toolkit classifier train fashion-mnist-mini --attribute item -o {judge}" in err
     report = json.loads((tmp_path / "run" / "checkpoints" / "step-000002.eval.json").read_text())
     assert "item" in report["encoder_accuracy"] and "generator_error" not in report
-    assert "encoder accuracy (item)" in out
+    assert "samples_per_class" not in report["protocol"], "no judge: no generated images, none counted"
+    assert "encoder accuracy (item)" in out and "samples_per_class" not in out
     code, _, err = cli("evaluate", "-c", checkpoint, "--n", "2", "--classifier", judge, "--device", "cpu")
     error_line(code, err, f"classifier not found: {judge}")  # asked for by name: an error

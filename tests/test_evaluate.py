@@ -11,7 +11,7 @@ from tiny import tiny_recipe, tiny_yaml
 from torch import nn
 
 from toolkit.data import ImageSet
-from toolkit.evaluate import class_spread, encoder_metrics, generator_error, translation_accuracy
+from toolkit.evaluate import class_spread, encoder_metrics, evaluate, generator_error, translation_accuracy
 from toolkit.latent import LatentSpec, Variable
 
 CLASSES = [str(i) for i in range(10)]
@@ -214,6 +214,9 @@ def test_evaluation_during_training_goes_to_the_metrics_log(tmp_path):
     from toolkit.model import load_model
 
     assert load_model(tmp_path / "run" / "best.safetensors").step == best_step
+    # a report's protocol says what the judge read: 3 generated images per class, the first 3 held-out ones translated
+    protocol = evaluate(load_model(tmp_path / "run" / "best.safetensors"), judge, 3, 0)["protocol"]
+    assert protocol["samples_per_class"] == 3 and protocol["translated_images"] == 3
     import importlib.util
 
     if importlib.util.find_spec("tensorboard"):  # optional: pip install toolkit-gan[tensorboard]

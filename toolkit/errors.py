@@ -38,13 +38,17 @@ class LatentError(ToolkitError):
 
 def did_you_mean(name: str, valid, word: str = "available") -> str:
     """Format the valid choices for an error message, led by the closest one to ``name`` if any
-    is close: ``did you mean 'steps'? allowed: ...`` (``word`` names the list)."""
+    is close (or the one name that ``name``, 3 characters or more, begins): ``did you mean 'steps'?
+    allowed: ...`` (``word`` names the list)."""
     import difflib
 
     valid = list(valid)
     if not valid:
         return f"none {word}"
     close = difflib.get_close_matches(name, valid, n=1)
+    if not close and len(name) >= 3:  # a short form of one name ('temp' for 'temperature')
+        close = [v for v in valid if v.startswith(name)]
+        close = close if len(close) == 1 else []
     listed = ", ".join(valid)
     return f"did you mean '{close[0]}'? {word}: {listed}" if close else f"{word}: {listed}"
 

@@ -187,7 +187,7 @@ def evaluate(model, classifier_path: str | Path | None, per_class: int = 500, se
              strength: float = 1.0, keep_details: bool = False) -> dict:
     """The full report for one checkpoint (see the module docstring)."""
     report: dict = {"checkpoint": str(model.path) if model.path else None, "step": model.step,
-                    "protocol": {"samples_per_class": per_class, "seed": seed}}
+                    "protocol": {"seed": seed}}  # + samples_per_class where a judge reads images
     if classifier_path is not None:  # a missing or unreadable judge is refused before anything is measured
         require_classifier(classifier_path, model.recipe)
         classifier, meta = load_classifier(classifier_path, device=model.device)
@@ -209,6 +209,8 @@ def evaluate(model, classifier_path: str | Path | None, per_class: int = 500, se
                                                               strength=strength, keep_details=keep_details)
         report["translation_accuracy"]["variable"] = variable
         report["protocol"].update({
+            "samples_per_class": per_class,
+            "translated_images": min(per_class, len(test)),
             "classifier": str(classifier_path),
             "classifier_sha256": classifier_hash(classifier_path),
             "classifier_test_accuracy": meta.get("test_accuracy"),

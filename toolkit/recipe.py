@@ -361,6 +361,10 @@ def format_validation_error(exc: ValidationError, prefix: str = "", model: type[
             lines.append(f"{path}: unknown key{hint}")
         elif err["type"] == "missing":
             lines.append(f"{path}: required key is missing")
+        elif err["type"] in ("model_type", "model_attributes_type"):  # pydantic names its class: say what to write
+            keys = _allowed_keys(model, (*loc, "")) if model else None  # the keys of the mapping at loc
+            with_keys = f" with keys {', '.join(keys)}" if keys else ""
+            lines.append(f"{path}: expected a mapping{with_keys} (got {err.get('input')!r})")
         else:
             got = err.get("input")
             got_text = "" if isinstance(got, dict) else f" (got {got!r})"

@@ -15,7 +15,8 @@ from .images import CKPT_HELP, open_model
 def evaluate(
     checkpoint: Optional[Path] = typer.Option(None, "-c", "--checkpoint", help=CKPT_HELP),
     classifier: Optional[Path] = typer.Option(None, "--classifier", help="Judge (default: the recipe's evaluate.classifier)."),
-    n: Optional[int] = typer.Option(None, "--n", min=1, help="Generated images per class (default: evaluate.samples_per_class)."),
+    n: Optional[int] = typer.Option(None, "--n", min=1, help="Generated images per class for the judge, and held-out images (the first N) "
+                             "translated into every class (default: evaluate.samples_per_class)."),
     seed: Optional[int] = typer.Option(None, "--seed", help="Seed of the generated latents (default: the recipe's)."),
     output: Optional[Path] = typer.Option(
         None, "-o", "--output", help="JSON report (default: next to the checkpoint; in a folder: report.eval.json there)."),
