@@ -908,6 +908,10 @@ def test_plugins_breaking_their_contract(cli, register_plugin, tmp_path, monkeyp
     recipe = _synthetic_recipe(tmp_path / "recipe.yaml", **keywords)
     code, _, err = cli("train", recipe, "--out", tmp_path / "run")
     training_error(code, err, *fragments)
+    if case.startswith("loss-") and case != "loss-nan-at-step-1":  # refused before the run, by validate too
+        assert not (tmp_path / "run").exists()
+        code, _, err = cli("recipe", "validate", recipe)
+        error_line(code, err, str(recipe), *fragments)
     if case in ("loss-raises", "dataset-factory-raises"):  # --debug: the plugin's own traceback
         with pytest.raises(toolkit.errors.PluginError) as info:
             cli("--debug", "train", recipe, "--out", tmp_path / "run2")
@@ -977,7 +981,7 @@ def test_validate_without_data_checks_the_recipe_alone(cli, trained, tmp_path):
     code, out, err = cli("recipe", "validate", trained["recipe"], "--set", "optim.batch_size=100000", "--no-data")
     assert code == 0 and "data not checked (--no-data)" in out, err
     code, out, err = cli("recipe", "validate", trained["recipe"])
-    assert code == 0 and "6,000 training images (1, 28, 28), checked against data and networks" in out, err
+    assert code == 0 and "6,000 training images (1, 28, 28), checked against data, networks and loss terms" in out, err
 
 
 # -- output paths: a folder gets the file inside it; what cannot be written is one line, before any work --

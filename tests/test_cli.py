@@ -40,6 +40,8 @@ def test_generate_uses_the_newest_checkpoint_and_sets_a_class(workdir):
     assert done.returncode == 0, done.stderr
     assert "using the newest checkpoint" in done.stderr
     assert Image.open(workdir / "g.png").size == (2 * 30 + 2, 2 * 30 + 2)  # 2x2 grid of 28 px + padding
+    done = toolkit("generate", "--set", "item=8", "--set", "c1=0.5", "--n", "1", "-o", "g8.png", cwd=workdir)
+    assert done.returncode == 0 and "(item=bag, c1=0.5)" in done.stdout, "a class position is named by its class"
 
 
 def test_generate_without_a_class_gives_one_row_per_class(workdir):
@@ -49,8 +51,8 @@ def test_generate_without_a_class_gives_one_row_per_class(workdir):
 
 
 def test_translate_and_interpolate_convert_other_sizes_and_channels(workdir):
-    done = toolkit("translate", "--set", "item=bag", "photo.png", "digit.png", "-o", "t.png", cwd=workdir)
-    assert done.returncode == 0, done.stderr
+    done = toolkit("translate", "--set", "item=Bag", "photo.png", "digit.png", "-o", "t.png", cwd=workdir)
+    assert done.returncode == 0 and "(input | item=bag)" in done.stdout, done.stderr
     assert Image.open(workdir / "t.png").size == (2 * 30 + 2, 2 * 30 + 2)
     done = toolkit("translate", "--sweep", "item", "digit.png", "-o", "sweep.png", cwd=workdir)
     assert done.returncode == 0, done.stderr

@@ -136,7 +136,8 @@ def check_runnable(recipe, source: str = "") -> dict:
     """Everything ``toolkit train`` checks before it starts, without training: load the training
     split, build the latent spec, choose the labeled subset, build the networks (on the CPU).
 
-    Returns a summary for ``toolkit recipe validate``.
+    Returns a summary for ``toolkit recipe validate``, with what
+    :func:`toolkit.train.check_loss_terms` needs (``networks``, ``data``, ``labels``).
     """
     from .data import load_dataset, select_labels
     from .errors import ToolkitError
@@ -149,7 +150,7 @@ def check_runnable(recipe, source: str = "") -> dict:
         check_data(recipe, data, spec)
         supervised = {v.label: v.size for v in spec.supervised}
         seed = recipe.data.label_seed if recipe.data.label_seed is not None else recipe.seed
-        select_labels(data, supervised, recipe.data.labels, seed)
+        chosen = select_labels(data, supervised, recipe.data.labels, seed)
         networks = build_networks(recipe.model.network, spec, data.shape, recipe.model.options)
         check_networks(recipe, networks, spec=spec, image_shape=data.shape)
     except RecipeError as exc:
@@ -158,4 +159,5 @@ def check_runnable(recipe, source: str = "") -> dict:
         raise
     except ToolkitError as exc:
         raise type(exc)(f"{source}: {exc}" if source else str(exc)) from exc
-    return {"images": len(data), "shape": data.shape, "spec": spec}
+    return {"images": len(data), "shape": data.shape, "spec": spec, "networks": networks, "data": data,
+            "labels": {v.name: chosen[v.label] for v in spec.supervised}}

@@ -179,6 +179,41 @@ def _as_is(what: str, value: torch.Tensor, shape: tuple) -> torch.Tensor:
     return value
 
 
+def check_loss_terms(recipe, networks, spec, data, labels: dict) -> None:
+    """Every loss term of the recipe on one step's forward passes (the trainer's own
+    :class:`toolkit.train.ForwardPasses`, with the recipe's passes) of 4 training images, two of
+    them labeled where labels exist, checked as training checks each step
+    (:func:`toolkit.losses.run_term`): a term that raises or returns what training refuses is
+    refused before the run, in the same one line, not at step 1. Runs on a copy of ``networks``
+    (on the CPU) and fresh terms, under its own random numbers: the run itself is unchanged.
+
+    ``labels``: per supervised variable, the chosen labels of every training image (-1: none).
+    """
+    networks = copy.deepcopy(networks).cpu()  # the run's own networks keep their BatchNorm statistics
+    terms = build_losses({name: cfg for name, cfg in recipe.losses.items() if cfg.weight}, spec)  # fresh: no state kept
+    needs = frozenset().union(*(getattr(t, "needs", frozenset()) for t in terms.values()))
+    known = torch.zeros(len(data), dtype=torch.bool)
+    for lab in labels.values():
+        known |= lab.cpu() >= 0
+    rows = torch.cat([known.nonzero().flatten()[:2], (~known).nonzero().flatten()[:2]])
+    if len(rows) < 2:
+        rows = torch.arange(min(len(data), 2))
+    average = WeightAverage(networks.ge_parts(), recipe.train.ema or 0.99) if "averaged_encoder" in needs else None
+    passes = ForwardPasses(networks.generator, networks.encoder, networks.discriminator, spec, needs=needs,
+                           terms=terms, d_augment=recipe.train.d_augment, network=recipe.model.network,
+                           average=average, d_code=recipe.train.d_code, d_batch=recipe.train.d_batch)
+    x_real = data.images[rows].float() / 255
+    row_labels = {name: lab.cpu()[rows] for name, lab in labels.items()}
+    ratio = unlabeled_ratio(terms)
+    x_unlabeled = data.images[torch.arange(ratio * len(rows)) % len(data)].float() / 255 if ratio else None
+    with torch.random.fork_rng(devices=[]):  # the run's random numbers stay as they would be without the check
+        z_fake = spec.sample(len(rows))
+        outputs, extra = passes(x_real, z_fake, 1, x_unlabeled, row_labels)
+        out = StepOutputs(x_real, row_labels, z_fake=z_fake, step=1, extra=extra, **outputs)
+        for name, term in terms.items():
+            run_term(name, term, out)
+
+
 class Trainer:
     """Holds the run's state; :meth:`run` trains to ``recipe.train.steps``."""
 
@@ -204,6 +239,7 @@ class Trainer:
         self.images = train.images.to(self.device)  # the whole (uint8) data set lives on the device
         self.networks = build_networks(recipe.model.network, self.spec, self.image_shape, recipe.model.options)
         checks.check_networks(recipe, self.networks, world.size, spec=self.spec, image_shape=self.image_shape)
+        check_loss_terms(recipe, self.networks, self.spec, train, self.labels)  # a broken term: now, not at step 1
         if world.distributed:
             distributed.global_batchnorm(self.networks)
         self.networks.to(self.device, memory_format=self.layout)

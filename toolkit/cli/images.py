@@ -30,6 +30,12 @@ def done(path: Path, what: str) -> None:
     typer.echo(f"wrote {path} ({what})")
 
 
+def described(spec, values: dict) -> str:
+    """``item=bag, c1=0.8``: the values as set, each class by its name (``--set item=8`` says bag)."""
+    return ", ".join(f"{name}={spec[name].classes[value] if spec[name].kind == 'categorical' else value}"
+                     for name, value in values.items())
+
+
 def image_output(output: Path, default: str) -> Path:
     """``-o``: the image file to write (inside it when it is a folder), checked before any work."""
     from ..outputs import IMAGE_FORMATS, output_file
@@ -69,7 +75,7 @@ def generate(
     else:
         n = n or 64
         images, nrow = model.generate(n, values, seed), max(1, int(math.ceil(math.sqrt(n))))
-        what = ", ".join(set_) or "random"
+        what = described(model.spec, values) or "random"
     done(write_grid(images, output, nrow=nrow, scale=scale), what)
 
 
@@ -113,7 +119,7 @@ def translate(
                                              ", ".join(f"{s[sweep]:g}" for s in settings))
     else:
         columns = [model.translate(x, values, strength, keep_details)]
-        what = "input | " + ", ".join(set_)
+        what = "input | " + described(model.spec, values)
     grid = torch.stack([x] + columns, dim=1).flatten(0, 1)
     done(write_grid(grid, output, nrow=len(columns) + 1, scale=scale), what)
 

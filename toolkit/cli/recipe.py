@@ -42,13 +42,19 @@ def validate(recipe: list[Path] = typer.Argument(..., metavar="RECIPE", help="Re
     """Check recipes (keys, types, plugin names and options, and what the data and networks can run);
     exit 1 on the first error."""
     from ..checks import check_runnable
+    from ..errors import ToolkitError
+    from ..train import check_loss_terms
 
     for path in recipe:
         r = load_resolved(path, set_)
         summary = f"dataset {r.data.dataset}, network {r.model.network}, losses {', '.join(r.losses)}"
         if data:
             found = check_runnable(r, source=str(path))
-            summary += f"; {found['images']:,} training images {tuple(found['shape'])}, checked against data and networks"
+            try:
+                check_loss_terms(r, found["networks"], found["spec"], found["data"], found["labels"])
+            except ToolkitError as exc:
+                raise type(exc)(f"{path}: {exc}") from exc
+            summary += f"; {found['images']:,} training images {tuple(found['shape'])}, checked against data, networks and loss terms"
         else:
             summary += "; data not checked (--no-data)"
         typer.echo(f"ok: {path} ({r.name}: {summary})")
