@@ -64,8 +64,8 @@ def _other_integers(labels) -> bool:
 def check_imageset(data, split: str = "?") -> str | None:
     """What is wrong with a dataset plugin's result (completing "dataset 'x' (plugin ...) ..."), or None.
 
-    An :class:`ImageSet` with at least one image, its images (N, C, H, W) with C = 1 or 3 (images
-    with C elsewhere and 1 or 3 last are refused as channels-last); every label an integer from -1
+    An :class:`ImageSet` with at least one image, laid out (N, C, H, W) (a shape with 1 or 3 last
+    and neither 1 nor 3 second is refused as channels-last); every label an integer from -1
     to the attribute's class count - 1 (integer labels of any width are stored as int64); at least
     one class name per attribute.
     """

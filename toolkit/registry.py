@@ -98,7 +98,6 @@ class Entry:
                 raise PluginError(f"{self.origin()} {problem}")
         return result
 
-
     def _check_signature(self, factory: Callable, args: tuple, kwargs: dict) -> None:
         """A factory that cannot take the toolkit's call is one line with both forms, not a bare TypeError."""
         try:
